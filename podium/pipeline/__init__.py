@@ -1,0 +1,1 @@
+"""Shared pipeline stages and the `podium` CLI."""
