@@ -1,0 +1,35 @@
+from pathlib import Path
+
+HELP = "Train on a competition's files and predict its test set into a new run directory."
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("competition", help="a registered competition (see `podium competitions`)")
+    parser.add_argument("--data", required=True, type=Path, help="folder with the competition's raw files")
+    parser.add_argument("--config", action="append", default=[], type=Path, metavar="FILE",
+                        help="config file (.toml or .json); repeatable, later files win")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="sets",
+                        help="override one config value, e.g. --set train.lr=0.001; repeatable")
+    parser.add_argument("--sample", action="store_true", help="train and validate on the seeded sample set only")
+    parser.add_argument("--out", type=Path, default=Path("runs"), help="runs root (default: runs)")
+
+
+def run(args) -> int:
+    from ...competitions import get
+    from ..runner import resolve_config, start_run
+
+    plugin = get(args.competition)
+    config = resolve_config(plugin, files=args.config, sets=args.sets)
+    run_dir, metrics = start_run(plugin, args.data, config, runs_root=args.out, sample=args.sample)
+    print_metrics(metrics)
+    print(f"run: {run_dir}")
+    if metrics.get("submission"):
+        print(f"submission: {metrics['submission']}")
+    return 0
+
+
+def print_metrics(metrics: dict) -> None:
+    for key in sorted(metrics):
+        value = metrics[key]
+        if key.startswith(("val_", "test_")) and isinstance(value, (int, float)):
+            print(f"  {key:32s} {value:.4f}")
