@@ -23,6 +23,7 @@ class Competition(abc.ABC):
 
     name: ClassVar[str]  # registry key and CLI name
     slug: ClassVar[str]  # Kaggle competition (or dataset) slug
+    kaggle_dataset: ClassVar[str | None] = None  # "owner/name" when the files are a Kaggle dataset, not a competition's
     task: ClassVar[str] = "classification"  # "classification" or "rating"
     pipeline: ClassVar[str] = "image_classification"  # which shared pipeline trains it
     classes: ClassVar[tuple[str, ...]] = ()
@@ -88,6 +89,7 @@ class Competition(abc.ABC):
 
         y = self.label_indices(labels)
         p = np.asarray(predictions, dtype=np.float64)
+        p = p / p.sum(axis=1, keepdims=True)  # float32 softmax rows miss 1 by rounding
         return {
             "val_log_loss": float(log_loss(y, p, labels=list(range(len(self.classes))))),
             "val_accuracy": float(accuracy_score(y, p.argmax(axis=1))),

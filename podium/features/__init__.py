@@ -1,0 +1,1 @@
+"""Frozen ImageNet backbones and the on-disk cache of their convolutional features."""
