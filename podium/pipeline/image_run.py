@@ -172,12 +172,13 @@ def finish(plugin, data: ImageData, run_dir: Path, valid_views, test_views, *, d
     return metrics
 
 
-def run_image_classification(plugin, data_dir: Path, config: dict, run_dir: Path, *, sample: bool) -> dict:
+def run_image_classification(plugin, data_dir: Path, config: dict, run_dir: Path, *, sample: bool,
+                             callbacks=()) -> dict:
     from .training import plot_learning_curve
 
     data = load_image_data(plugin, data_dir, config, sample=sample)
     views = int(config["tta"]["views"])
-    model = train_head(data, run_dir)
+    model = train_head(data, run_dir, extra_callbacks=callbacks)
     model.save(run_dir / "head.keras")
     valid_views = predict_views(model, data, "valid", views)
     test_views = predict_views(model, data, "test", views) if len(data.test) else []

@@ -1,7 +1,8 @@
 """Start a run: resolve the config, create the run directory, record it, call the plugin's pipeline.
 
 Pipelines are looked up by the plugin's `pipeline` name, so a new kind of competition
-brings one new pipeline function: `fn(plugin, data_dir, config, run_dir, *, sample) -> metrics`.
+brings one new pipeline function:
+`fn(plugin, data_dir, config, run_dir, *, sample, callbacks=()) -> metrics`.
 """
 from __future__ import annotations
 
@@ -38,8 +39,11 @@ def resolve_config(plugin, *, files=(), sets=(), overrides=None) -> dict:
 
 
 def start_run(plugin, data_dir: Path, config: dict, *, runs_root: Path = Path("runs"),
-              sample: bool = False, tag: str = "") -> tuple[Path, dict]:
-    """Train and predict one run of `plugin` on `data_dir`; return (run_dir, metrics)."""
+              sample: bool = False, tag: str = "", callbacks=()) -> tuple[Path, dict]:
+    """Train and predict one run of `plugin` on `data_dir`; return (run_dir, metrics).
+
+    `callbacks` (Keras callbacks, e.g. a pruning callback) are added to the main training stage.
+    """
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise PodiumError(f"data folder {data_dir} not found")
@@ -54,7 +58,8 @@ def start_run(plugin, data_dir: Path, config: dict, *, runs_root: Path = Path("r
         "podium_version": __version__,
     })
     print(f"run directory: {run_dir}")
-    metrics = pipeline_function(plugin.pipeline)(plugin, data_dir, config, run_dir, sample=sample)
+    hooks = {"callbacks": list(callbacks)} if callbacks else {}
+    metrics = pipeline_function(plugin.pipeline)(plugin, data_dir, config, run_dir, sample=sample, **hooks)
     return run_dir, update_metrics(run_dir, **metrics)
 
 
