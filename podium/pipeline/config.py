@@ -52,6 +52,8 @@ def coerce(value, default, dotted: str, source: str):
     elif isinstance(default, str):
         if isinstance(value, str):
             return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)  # e.g. submission.clip=0.05 for a key that also takes "auto"
     elif isinstance(default, (list, tuple)):
         if isinstance(value, (list, tuple)):
             return list(value)

@@ -1,0 +1,1 @@
+"""Submissions: check a frame or file the way Kaggle would, clip probabilities, write the CSV safely."""
