@@ -1,0 +1,99 @@
+import json
+
+import numpy as np
+import pytest
+
+from podium.features import cache as cache_module
+from podium.features.backbones import BackboneSpec
+from podium.features.cache import FeatureCache
+from podium.pipeline import images
+from podium.pipeline.config import IMAGE_DEFAULTS, deep_update
+
+AUGMENT = [{"name": "Affine", "translate_percent": [0.05, 0.1], "rotate": [5, 15], "p": 1.0}]
+
+
+@pytest.fixture
+def spec():
+    return BackboneSpec.from_config(deep_update(IMAGE_DEFAULTS, {"image": {"size": [32, 32], "weights": "none"}}))
+
+
+@pytest.fixture
+def paths(redux_data):
+    return sorted(str(p) for p in (redux_data / "train").glob("*.jpg"))[:50]
+
+
+def test_miss_then_hit_without_building_the_backbone(tmp_path, spec, paths, monkeypatch):
+    first = FeatureCache(tmp_path, chunk_size=16).features(spec, paths)
+    assert not first.hit and first.array.shape == (50, 1, 1, 512)
+    manifest = json.loads((first.directory / "manifest.json").read_text())
+    assert manifest["complete"] and manifest["chunks_done"] == 4
+
+    monkeypatch.setattr(BackboneSpec, "build", lambda self: pytest.fail("a cache hit built the backbone"))
+    second = FeatureCache(tmp_path, chunk_size=16).features(spec, paths)
+    assert second.hit
+    assert np.array_equal(np.asarray(first.array), np.asarray(second.array))
+
+
+def test_key_changes_with_files_size_and_pass(tmp_path, spec, paths):
+    cache = FeatureCache(tmp_path, chunk_size=64)
+    base = cache.features(spec, paths[:10]).directory
+    assert cache.features(spec, paths[:11]).directory != base
+    other_size = BackboneSpec.from_config(deep_update(IMAGE_DEFAULTS, {"image": {"size": [48, 48], "weights": "none"}}))
+    assert cache.features(other_size, paths[:10]).directory != base
+    assert cache.features(spec, paths[:10], pass_index=1, augment=AUGMENT).directory != base
+
+
+def test_interrupted_precompute_resumes_from_finished_chunks(tmp_path, spec, paths, monkeypatch):
+    complete = FeatureCache(tmp_path / "uninterrupted", chunk_size=16).features(spec, paths)
+
+    calls = []
+    real_load_batch = images.load_batch
+
+    def failing_load_batch(batch_paths, *args, **kwargs):
+        calls.append(len(batch_paths))
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_load_batch(batch_paths, *args, **kwargs)
+
+    monkeypatch.setattr(images, "load_batch", failing_load_batch)
+    with pytest.raises(KeyboardInterrupt):
+        FeatureCache(tmp_path / "resumed", chunk_size=16).features(spec, paths)
+    calls.clear()
+    resumed = FeatureCache(tmp_path / "resumed", chunk_size=16).features(spec, paths)
+    assert calls == [16, 2]  # chunks 0 and 1 were kept; only chunks 2 and 3 ran again
+    assert np.allclose(np.asarray(resumed.array), np.asarray(complete.array), atol=1e-5)
+
+
+def test_memory_is_bounded_by_the_chunk(tmp_path, spec, paths, monkeypatch):
+    sizes = []
+    real_load_batch = images.load_batch
+    monkeypatch.setattr(images, "load_batch", lambda p, *a, **k: sizes.append(len(p)) or real_load_batch(p, *a, **k))
+    FeatureCache(tmp_path, chunk_size=8).features(spec, paths)
+    assert max(sizes) == 8 and sum(sizes) == len(paths)
+
+
+def test_augmented_pass_differs_from_plain_and_is_reproducible(tmp_path, spec, paths):
+    plain = FeatureCache(tmp_path / "a").features(spec, paths[:12])
+    augmented = FeatureCache(tmp_path / "a").features(spec, paths[:12], pass_index=1, augment=AUGMENT)
+    again = FeatureCache(tmp_path / "b").features(spec, paths[:12], pass_index=1, augment=AUGMENT)
+    assert not np.allclose(np.asarray(plain.array), np.asarray(augmented.array))
+    assert np.allclose(np.asarray(augmented.array), np.asarray(again.array), atol=1e-5)
+
+
+def test_unreadable_images_are_recorded_when_skipping(tmp_path, spec, paths):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"garbage")
+    result = FeatureCache(tmp_path / "c").features(spec, [paths[0], str(broken)], skip_bad_images=True)
+    assert result.bad_rows.tolist() == [1]
+    from podium.pipeline.images import BadImageError
+
+    with pytest.raises(BadImageError, match="broken.jpg"):
+        FeatureCache(tmp_path / "d").features(spec, [paths[0], str(broken)])
+
+
+def test_fingerprint_changes_when_a_file_changes(tmp_path):
+    path = tmp_path / "x.jpg"
+    path.write_bytes(b"1")
+    before = cache_module.files_fingerprint([str(path)])
+    path.write_bytes(b"22")
+    assert cache_module.files_fingerprint([str(path)]) != before
