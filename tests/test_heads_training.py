@@ -1,0 +1,75 @@
+import numpy as np
+import pytest
+
+from podium.errors import PodiumError
+from podium.pipeline.batches import FeatureBatches, RowSource, predict_rows
+from podium.pipeline.config import IMAGE_DEFAULTS
+from podium.pipeline.heads import build_head
+from podium.pipeline.training import WarmupAnneal, fit
+
+
+def _features(n=160, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    x = rng.normal(0, 1, (n, 2, 2, 16)).astype("float32")
+    x[np.arange(n), :, :, y] += 2.5  # class k lights up channel k
+    return x, y
+
+
+@pytest.mark.parametrize("kind", ["gap", "dense"])
+def test_heads_output_class_probabilities(kind):
+    model = build_head((2, 2, 16), 3, {**IMAGE_DEFAULTS["head"], "kind": kind})
+    out = np.asarray(model(np.zeros((4, 2, 2, 16), "float32")))
+    assert out.shape == (4, 3) and np.allclose(out.sum(axis=1), 1, atol=1e-5)
+
+
+def test_metadata_fusion_adds_a_second_input():
+    model = build_head((2, 2, 16), 3, IMAGE_DEFAULTS["head"], metadata_dim=4)
+    assert [tuple(i.shape) for i in model.inputs] == [(None, 2, 2, 16), (None, 4)]
+    assert model.get_layer("fusion") is not None
+
+
+def test_unknown_head_is_named():
+    with pytest.raises(PodiumError, match="head.kind"):
+        build_head((2, 2, 16), 3, {**IMAGE_DEFAULTS["head"], "kind": "mystery"})
+
+
+def test_warmup_starts_low_then_anneals():
+    schedule = WarmupAnneal(1e-2, warmup_steps=10, total_steps=100, warmup_start=0.1)
+    values = [float(schedule(step)) for step in (0, 5, 10, 55, 99)]
+    assert values[0] == pytest.approx(1e-3)
+    assert values[0] < values[1] < values[2] == pytest.approx(1e-2)
+    assert values[2] > values[3] > values[4]
+
+
+def test_training_on_cached_features_learns_and_keeps_the_best_epoch(tmp_path):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    x, y = _features()
+    onehot = np.eye(3, dtype="float32")[y]
+    train = RowSource({"features": x}, np.arange(120), onehot[:120])
+    valid = RowSource({"features": x}, np.arange(120, 160), onehot[120:])
+    model = build_head((2, 2, 16), 3, IMAGE_DEFAULTS["head"])
+    config = {**IMAGE_DEFAULTS["train"], "epochs": 8, "lr": 3e-3}
+    history = fit(model, FeatureBatches([train], batch_size=16, shuffle=True), FeatureBatches([valid], batch_size=64),
+                  train_config=config, run_dir=tmp_path, verbose=0)
+    assert history["val_loss"][-1] < history["val_loss"][0]
+    assert (tmp_path / "head.keras").is_file() and (tmp_path / "history_head.csv").is_file()
+    predictions = predict_rows(model, valid)
+    assert (predictions.argmax(axis=1) == y[120:]).mean() > 0.8
+
+
+def test_batches_cover_every_row_once_per_epoch_and_predict_keeps_row_order():
+    x = np.arange(30, dtype="float32").reshape(30, 1)
+    source = RowSource({"features": x}, np.array([5, 3, 9, 1, 7, 0, 2]), np.zeros((7, 1)))
+    batches = FeatureBatches([source, RowSource({"features": x}, np.array([20, 21]), np.ones((2, 1)))],
+                             batch_size=3, shuffle=True, seed=1)
+    seen = np.concatenate([batches[i][0][:, 0] for i in range(len(batches))])
+    assert sorted(seen.tolist()) == [0, 1, 2, 3, 5, 7, 9, 20, 21]
+
+    import keras
+
+    identity = keras.Sequential([keras.Input((1,)), keras.layers.Identity()])
+    out = predict_rows(identity, source, batch_size=3)
+    assert out[:, 0].tolist() == [5, 3, 9, 1, 7, 0, 2]
