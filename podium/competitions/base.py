@@ -101,6 +101,22 @@ class Competition(abc.ABC):
 
         return IMAGE_DEFAULTS
 
+    def search_space(self) -> dict:
+        """What `podium tune` searches: dotted config key -> distribution (see `podium.tuning.space`).
+
+        Head-only settings, so every trial reuses the cached features; TTA views above those already
+        cached cost one augmented backbone pass, once.
+        """
+        return {
+            "train.lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+            "train.weight_decay": {"type": "float", "low": 1e-6, "high": 1e-2, "log": True},
+            "train.batch_size": {"type": "categorical", "choices": [32, 64, 128]},
+            "train.epochs": {"type": "int", "low": 5, "high": 30, "step": 5},
+            "head.dropout": {"type": "float", "low": 0.1, "high": 0.7},
+            "head.units": {"type": "categorical", "choices": [128, 256, 512]},
+            "tta.views": {"type": "int", "low": 0, "high": 2},
+        }
+
     # -- demo data -----------------------------------------------------------------------------
     @abc.abstractmethod
     def make_demo_data(self, out_dir: Path, seed: int = 0) -> Path:
