@@ -1,0 +1,106 @@
+"""Fisheries Monitoring on generated data with a planted size leak: what each model gets from images,
+metadata, boxes and class maps.
+
+No real Fisheries images are available here, so the data are the plugin's generated boat photos
+(several camera sizes; each class is photographed by its "home" camera with probability --leak,
+three look-alike tunas, some fish sticking out of the frame, forum-style box files). Every model
+trains on the same split of the same data and the same backbone (the real ImageNet
+EfficientNet-Lite0 from ../shared when present, else a random VGG16), and prints one table:
+
+    image only | image + metadata | multi-output (class + box) | crop then classify | fully convolutional
+    | the leakage probe (metadata alone) | chance
+
+    python bench/fisheries.py [--per-class 80] [--leak 0.75] [--size 128 224] [--epochs 15]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import podium  # noqa: E402,F401
+from _common import LITE0  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--per-class", type=int, default=80, help="training images per class")
+    parser.add_argument("--leak", type=float, default=0.75, help="chance a fish is shot by its class's camera")
+    parser.add_argument("--size", type=int, nargs=2, default=[128, 224], metavar=("HEIGHT", "WIDTH"))
+    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--passes", type=int, default=2, help="augmented feature passes")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--work", type=Path, default=None, help="folder for data, cache and runs (default: a temp)")
+    args = parser.parse_args()
+
+    from podium.competitions import get
+    from podium.competitions.fisheries import write_demo_data
+    from podium.pipeline.config import deep_update
+    from podium.pipeline.leakage import probe
+    from podium.pipeline.runner import resolve_config, start_run
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="podium-bench-fisheries-"))
+    plugin = get("fisheries")
+    data_dir = work / "data"
+    if not (data_dir / "train").is_dir():
+        write_demo_data(data_dir, seed=args.seed, per_class=args.per_class, stage1=60, stage2=20, leak=args.leak)
+    if LITE0.is_file():
+        backbone = {"backbone": str(LITE0), "preprocessing": "efficientnet_lite", "weights": "none"}
+        fcn_cut, label = "block5c_add", "EfficientNet-Lite0 (ImageNet)"
+    else:
+        backbone = {"backbone": "vgg16", "weights": "none"}
+        fcn_cut, label = "block5_conv3", "VGG16 (random weights)"
+    base = deep_update(resolve_config(plugin), {
+        "seed": args.seed,
+        "image": {**backbone, "size": list(args.size), "batch_size": 32},
+        "augment": {"passes": args.passes},
+        "head": {"kind": "gap", "units": 256, "dropout": 0.5},
+        "train": {"epochs": args.epochs, "batch_size": 32, "lr": 1e-3, "patience": 5},
+        "tta": {"views": 0},
+        "paths": {"cache": str(work / "cache")},
+    })
+    variants = [
+        ("image only", {"head": {"metadata": False}}),
+        ("image + metadata", {"head": {"metadata": True}}),
+        ("multi-output (class + box)", {"head": {"metadata": False}, "boxes": {"loss_weight": 0.001,
+                                                                              "crop_classify": True}}),
+        ("fully convolutional", {"head": {"kind": "fcn", "units": 128, "metadata": False},
+                                 "image": {"cut_layer": fcn_cut}}),
+    ]
+    rows = []
+    for name, changes in variants:
+        started = time.perf_counter()
+        run_dir, metrics = start_run(plugin, data_dir, deep_update(base, changes), runs_root=work / "runs",
+                                     tag=name.split(" ")[0])
+        seconds = time.perf_counter() - started
+        extra = ""
+        if "val_box_iou" in metrics:
+            extra = f"box IoU {metrics['val_box_iou']:.2f} ({metrics['val_box_iou_over_half']:.0%} > 0.5)"
+        rows.append((name, "yes" if changes["head"].get("metadata") else "no", metrics["val_log_loss"],
+                     metrics["val_accuracy"], seconds, extra))
+        if "crop_val_log_loss" in metrics:
+            rows.append(("  crop then classify (2nd stage)", "no", metrics["crop_val_log_loss"],
+                         metrics["crop_val_accuracy"], float("nan"), "crops of the predicted boxes"))
+    started = time.perf_counter()
+    leak = probe(plugin, data_dir, base)
+    rows.append(("leakage probe (metadata alone)", "only", leak["metadata_log_loss"], leak["metadata_accuracy"],
+                 time.perf_counter() - started, "LEAK flagged" if leak["leak"] else "no leak flagged"))
+    rows.append(("chance (class frequencies)", "-", leak["chance_log_loss"], leak["chance_accuracy"],
+                 float("nan"), ""))
+
+    print(f"\nFisheries on generated data: {args.per_class} training images per class, planted size leak "
+          f"{args.leak:.0%}, {leak['train_rows']} train / {leak['valid_rows']} validation rows")
+    print(f"backbone {label} at {args.size[0]}x{args.size[1]}, {args.passes} augmented passes, "
+          f"{args.epochs} epochs max; work folder {work}\n")
+    print(f"  {'model':34s} {'metadata':>8s} {'val_log_loss':>12s} {'val_accuracy':>12s} {'seconds':>8s}  notes")
+    for name, metadata, loss, accuracy, seconds, extra in rows:
+        shown = f"{seconds:8.1f}" if seconds == seconds else f"{'':8s}"
+        print(f"  {name:34s} {metadata:>8s} {loss:12.4f} {accuracy:12.4f} {shown}  {extra}")
+
+
+if __name__ == "__main__":
+    main()
