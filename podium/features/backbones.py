@@ -136,7 +136,7 @@ class BackboneSpec:
                 layer = model.get_layer(self.cut_layer)
             except ValueError:
                 raise PodiumError(f"image.cut_layer: {self.name} has no layer {self.cut_layer!r}") from None
-            model = keras.Model(model.inputs, layer.output, name=f"{model.name}_to_{self.cut_layer}")
+            model = keras.Model(model.input, layer.output, name=f"{model.name}_to_{self.cut_layer}")
         model.trainable = False
         return model
 
