@@ -150,10 +150,17 @@ IMAGE_DEFAULTS: dict = {
         "passes": 0,  # augmented passes of the training set through the backbone, cached
     },
     "head": {
-        "kind": "gap",  # "gap" (global average pooling + dense) or "dense" (flatten + dense)
-        "units": 256,
+        "kind": "gap",  # "gap" (global average pooling + dense), "dense" (flatten + dense), "fcn" (conv class maps)
+        "units": 256,  # dense units, or conv filters of an fcn head
         "dropout": 0.5,
         "input_bn": True,
+        "conv_layers": 2,  # fcn: 3x3 conv layers before the 1x1 conv to one map per class
+        "metadata": True,  # feed the plugin's metadata columns (if it declares any) as a second input
+    },
+    "boxes": {  # plugins whose table has bounding boxes (bbox_x0, bbox_y0, bbox_x1, bbox_y1)
+        "loss_weight": 0.0,  # > 0: also regress the largest box; its MSE (input pixels) is scaled by this
+        "crop_classify": False,  # then classify crops of the predicted boxes, compared on validation
+        "crop_margin": 0.15,  # fraction of the box's size added on each side of a crop
     },
     "train": {
         "epochs": 20,
@@ -172,6 +179,13 @@ IMAGE_DEFAULTS: dict = {
         "epochs": 2,
         "lr": 1e-4,
         "batch_size": 16,
+    },
+    "pseudo": {  # pseudo-labeling: retrain with test rows labelled by the first model mixed into each batch
+        "enabled": False,
+        "fraction": 0.25,  # share of each batch that is pseudo-labelled test rows
+        "soft": True,  # predicted probabilities as targets; false: their arg-max, one-hot
+        "threshold": 0.0,  # keep only test rows predicted at least this confidently
+        "rounds": 1,
     },
     "tta": {"views": 0},
     "submission": {"clip": "auto"},  # "auto" (tuned on validation), "none", or a number lo (hi = 1 - lo)

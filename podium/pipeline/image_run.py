@@ -11,6 +11,7 @@ from ..errors import PodiumError
 from ..features.backbones import BackboneSpec
 from ..features.cache import CachedFeatures, FeatureCache
 from .batches import FeatureBatches, RowSource, predict_rows
+from .metadata import fit_metadata
 from .prepare import prepare_table
 
 
@@ -30,6 +31,7 @@ class ImageData:
     labelled_passes: dict = field(default_factory=dict)  # pass -> CachedFeatures
     test_passes: dict = field(default_factory=dict)
     bad_images: int = 0
+    metadata: object = None  # MetadataEncoder fitted on the train rows, when the model takes metadata
 
     def labelled_features(self, pass_index: int) -> CachedFeatures:
         if pass_index not in self.labelled_passes:
@@ -49,7 +51,9 @@ class ImageData:
 
     def inputs(self, features: CachedFeatures, rows: pd.DataFrame) -> dict:
         """Model inputs by name for `rows` (features; plugins with metadata add theirs)."""
-        return {"features": features.array}
+        if self.metadata is None:
+            return {"features": features.array}
+        return {"features": features.array, "metadata": self.metadata.transform(rows)}
 
     def source(self, split: str, pass_index: int = 0, *, with_targets: bool = True) -> RowSource:
         if split == "test":
@@ -66,6 +70,10 @@ class ImageData:
     @property
     def feature_shape(self) -> tuple:
         return tuple(self.labelled_features(0).array.shape[1:])
+
+    @property
+    def metadata_dim(self) -> int:
+        return self.metadata.dim if self.metadata is not None else 0
 
 
 def load_image_data(plugin, data_dir: Path, config: dict, *, sample: bool) -> ImageData:
@@ -92,6 +100,7 @@ def load_image_data(plugin, data_dir: Path, config: dict, *, sample: bool) -> Im
         data.train_rows = np.setdiff1d(data.train_rows, bad)
         data.valid_rows = np.setdiff1d(data.valid_rows, bad)
         print(f"skipped {len(bad)} unreadable training/validation images")
+    data.metadata = fit_metadata(plugin, config, labelled.iloc[data.train_rows])
     if len(test):
         test_bad = data.test_features(0).bad_rows
         if len(test_bad):
@@ -118,7 +127,7 @@ def train_head(data: ImageData, run_dir: Path, *, extra_sources=(), name: str = 
     train_data = batches or FeatureBatches(sources, batch_size=int(config["train"]["batch_size"]), shuffle=True,
                                            seed=int(config["seed"]))
     valid_data = FeatureBatches([data.source("valid")], batch_size=256)
-    model = build_head(data.feature_shape, len(data.plugin.classes), config["head"],
+    model = build_head(data.feature_shape, len(data.plugin.classes), config["head"], metadata_dim=data.metadata_dim,
                        weight_decay=float(config["train"]["weight_decay"]))
     print(f"training {name}: {config['head']['kind']} head on {model.count_params():,} parameters, "
           f"{len(data.train_rows)} training rows x {augmented_passes(config) + 1} passes")
@@ -129,7 +138,12 @@ def train_head(data: ImageData, run_dir: Path, *, extra_sources=(), name: str = 
 
 def predict_views(model, data: ImageData, split: str, views: int) -> list[np.ndarray]:
     """Predictions for `split` on the plain features and on `views` augmented passes (TTA)."""
-    return [predict_rows(model, data.source(split, p, with_targets=False)) for p in range(views + 1)]
+    return [class_output(predict_rows(model, data.source(split, p, with_targets=False))) for p in range(views + 1)]
+
+
+def class_output(outputs):
+    # A multi-output model (class + box) predicts a dict; the class probabilities are what is scored.
+    return outputs["class"] if isinstance(outputs, dict) else outputs
 
 
 def write_predictions(plugin, run_dir: Path, name: str, ids, predictions, labels=None) -> Path:
@@ -176,6 +190,10 @@ def run_image_classification(plugin, data_dir: Path, config: dict, run_dir: Path
                              callbacks=()) -> dict:
     from .training import plot_learning_curve
 
+    if float(config["boxes"]["loss_weight"]) > 0:
+        from .multi_output import run_multi_output
+
+        return run_multi_output(plugin, data_dir, config, run_dir, sample=sample, callbacks=callbacks)
     data = load_image_data(plugin, data_dir, config, sample=sample)
     views = int(config["tta"]["views"])
     model = train_head(data, run_dir, extra_callbacks=callbacks)
@@ -184,6 +202,12 @@ def run_image_classification(plugin, data_dir: Path, config: dict, run_dir: Path
     test_views = predict_views(model, data, "test", views) if len(data.test) else []
     metrics = {"feature_cache_hit": bool(data.labelled_features(0).hit), "bad_images": data.bad_images,
                "train_rows": int(len(data.train_rows)), "valid_rows": int(len(data.valid_rows))}
+    if config["pseudo"]["enabled"]:
+        from .pseudo_label import pseudo_label
+
+        model, valid_views, test_views, pseudo_metrics = pseudo_label(data, model, run_dir, valid_views, test_views,
+                                                                      views=views)
+        metrics.update(pseudo_metrics)
     if config["finetune"]["enabled"]:
         from .finetune import finetune
 
