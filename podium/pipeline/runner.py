@@ -19,11 +19,13 @@ from .rundir import new_run_dir, update_metrics
 # pipeline name -> "module:function" that trains a run
 PIPELINES = {
     "image_classification": "podium.pipeline.image_run:run_image_classification",
+    "collaborative_filtering": "podium.collab.run:run_collab",
 }
 # pipeline name -> "module:function" that predicts again from a finished run:
 # fn(run_dir, *, tta=None, pairs=None, out=None) -> dict of what it wrote and measured
 PREDICTORS = {
     "image_classification": "podium.pipeline.image_run:predict_again",
+    "collaborative_filtering": "podium.collab.run:predict_collab",
 }
 
 

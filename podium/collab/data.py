@@ -1,0 +1,139 @@
+"""Ids re-indexed on the training ratings, the fallback for unseen ids, and the tables the models look rows up in.
+
+Index 0 is "unseen": every user or movie absent from the training ratings maps to it, so a
+validation or test id can never claim a row of its own (no leak) and never crashes a lookup.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..errors import PodiumError
+
+# Dense users x movies tables above this many cells would not fit comfortably in memory.
+MAX_TABLE_CELLS = 60_000_000
+# ML-1M's age groups, used for any age column.
+AGE_EDGES = (18, 25, 35, 45, 50, 56)
+
+
+@dataclass
+class IdIndex:
+    """Sorted original ids seen in training; the index of `ids[k]` is k + 1, and 0 means unseen."""
+
+    users: np.ndarray
+    movies: np.ndarray
+
+    @classmethod
+    def fit(cls, user_ids, movie_ids) -> "IdIndex":
+        return cls(np.unique(np.asarray(user_ids, dtype=np.int64)), np.unique(np.asarray(movie_ids, dtype=np.int64)))
+
+    @property
+    def n_users(self) -> int:
+        return len(self.users) + 1
+
+    @property
+    def n_movies(self) -> int:
+        return len(self.movies) + 1
+
+    def user_index(self, ids) -> np.ndarray:
+        return _lookup(self.users, ids)
+
+    def movie_index(self, ids) -> np.ndarray:
+        return _lookup(self.movies, ids)
+
+
+def _lookup(known: np.ndarray, ids) -> np.ndarray:
+    ids = np.asarray(ids, dtype=np.int64)
+    if len(known) == 0:
+        return np.zeros(len(ids), dtype=np.int32)
+    position = np.clip(np.searchsorted(known, ids), 0, len(known) - 1)
+    found = known[position] == ids
+    return np.where(found, position + 1, 0).astype(np.int32)
+
+
+@dataclass
+class Baseline:
+    """Global mean plus regularised user and movie biases: the prediction for any pair with an unseen id.
+
+    Fitted by alternating least squares like Surprise's BaselineOnly (same default shrinkage), so a
+    pair with an unseen user gets mean + movie bias, an unseen movie mean + user bias, both unseen the mean.
+    """
+
+    mean: float
+    user_bias: np.ndarray  # by user index; [0] (unseen) is 0
+    movie_bias: np.ndarray
+
+    @classmethod
+    def fit(cls, users: np.ndarray, movies: np.ndarray, ratings: np.ndarray, *, n_users: int, n_movies: int,
+            user_shrinkage: float = 15.0, movie_shrinkage: float = 10.0, sweeps: int = 10) -> "Baseline":
+        ratings = np.asarray(ratings, dtype=np.float64)
+        mean = float(ratings.mean())
+        # Only ids without ratings can fall below 1 (their sums are 0): no 0/0 without shrinkage.
+        user_denominator = np.maximum(user_shrinkage + np.bincount(users, minlength=n_users), 1.0)
+        movie_denominator = np.maximum(movie_shrinkage + np.bincount(movies, minlength=n_movies), 1.0)
+        user_bias, movie_bias = np.zeros(n_users), np.zeros(n_movies)
+        for _ in range(sweeps):
+            residual = ratings - mean - user_bias[users]
+            movie_bias = np.bincount(movies, residual, minlength=n_movies) / movie_denominator
+            residual = ratings - mean - movie_bias[movies]
+            user_bias = np.bincount(users, residual, minlength=n_users) / user_denominator
+        user_bias[0] = movie_bias[0] = 0.0
+        return cls(mean, user_bias, movie_bias)
+
+    def predict(self, users: np.ndarray, movies: np.ndarray) -> np.ndarray:
+        return self.mean + self.user_bias[users] + self.movie_bias[movies]
+
+
+def rated_table(rows: np.ndarray, columns: np.ndarray, *, n_rows: int, n_columns: int) -> np.ndarray:
+    """n_rows x n_columns, row r = |N(r)|^-1/2 on the columns r was rated with (SVD++'s implicit feedback)."""
+    _check_size(n_rows, n_columns, "model.implicit")
+    table = np.zeros((n_rows, n_columns), dtype=np.float32)
+    table[rows, columns] = 1.0
+    return _normalise_rows(table)
+
+
+def user_feature_table(users: pd.DataFrame, index: IdIndex) -> tuple[np.ndarray, list[str]]:
+    """(n_users x vocabulary table, vocabulary): one-hot age group, gender and occupation of each known user."""
+    known = users[users["userId"].isin(index.users)].drop_duplicates("userId")
+    age_group = np.searchsorted(AGE_EDGES, known["age"].to_numpy(), side="right")
+    labels = {"age": [f"age<{AGE_EDGES[0]}" if g == 0 else f"age{AGE_EDGES[g - 1]}+" for g in age_group],
+              "gender": [f"gender={v}" for v in known["gender"]],
+              "occupation": [f"occupation={v}" for v in known["occupation"]]}
+    return _one_hot_table(index.user_index(known["userId"]), labels, n_rows=index.n_users)
+
+
+def movie_feature_table(movies: pd.DataFrame, index: IdIndex) -> tuple[np.ndarray, list[str]]:
+    """(n_movies x vocabulary table, vocabulary): genres (multi-hot) and release decade of each known movie."""
+    known = movies[movies["movieId"].isin(index.movies)].drop_duplicates("movieId")
+    decade = [f"{int(y) // 10 * 10}s" if np.isfinite(y) else "" for y in known["year"]]
+    genres = [g.split("|") if g else [] for g in known["genres"]]
+    labels = {"decade": [[d] if d else [] for d in decade], "genre": genres}
+    return _one_hot_table(index.movie_index(known["movieId"]), labels, n_rows=index.n_movies)
+
+
+def _one_hot_table(rows: np.ndarray, labels: dict, *, n_rows: int) -> tuple[np.ndarray, list[str]]:
+    per_row = [[] for _ in rows]
+    for values in labels.values():
+        for k, value in enumerate(values):
+            per_row[k].extend(value if isinstance(value, list) else [value])
+    vocabulary = sorted({label for row_labels in per_row for label in row_labels})
+    column = {label: k for k, label in enumerate(vocabulary)}
+    table = np.zeros((n_rows, max(len(vocabulary), 1)), dtype=np.float32)
+    for row, row_labels in zip(rows, per_row):
+        for label in row_labels:
+            table[row, column[label]] = 1.0
+    return _normalise_rows(table), vocabulary
+
+
+def _normalise_rows(table: np.ndarray) -> np.ndarray:
+    # 1/sqrt(count) keeps a heavy rater's sum on the scale of a light rater's (as in SVD++).
+    counts = table.sum(axis=1, keepdims=True)
+    return table / np.sqrt(np.maximum(counts, 1.0))
+
+
+def _check_size(n_rows: int, n_columns: int, option: str) -> None:
+    if n_rows * n_columns > MAX_TABLE_CELLS:
+        raise PodiumError(f"{option} needs a {n_rows:,} x {n_columns:,} table, too large for memory; "
+                          f"set {option}=false for data this size")
