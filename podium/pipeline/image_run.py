@@ -122,11 +122,12 @@ def train_head(data: ImageData, run_dir: Path, *, extra_sources=(), name: str = 
     from .training import fit
 
     config = data.config
-    keras.utils.set_random_seed(int(config["seed"]))
     sources = [data.source("train", p) for p in range(augmented_passes(config) + 1)] + list(extra_sources)
     train_data = batches or FeatureBatches(sources, batch_size=int(config["train"]["batch_size"]), shuffle=True,
                                            seed=int(config["seed"]))
     valid_data = FeatureBatches([data.source("valid")], batch_size=256)
+    # Seeded after the passes exist: computing a missing pass builds the backbone, which draws random numbers.
+    keras.utils.set_random_seed(int(config["seed"]))
     model = build_head(data.feature_shape, len(data.plugin.classes), config["head"], metadata_dim=data.metadata_dim,
                        weight_decay=float(config["train"]["weight_decay"]))
     print(f"training {name}: {config['head']['kind']} head on {model.count_params():,} parameters, "

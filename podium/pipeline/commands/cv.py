@@ -1,0 +1,38 @@
+from pathlib import Path
+
+HELP = ("Cross-validate: train one run per fold (by data.split, e.g. by driver), then score the out-of-fold "
+        "predictions and submit the folds' mean test prediction.")
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("competition", help="a registered competition (see `podium competitions`)")
+    parser.add_argument("--data", required=True, type=Path, help="folder with the competition's raw files")
+    parser.add_argument("--folds", type=int, default=None,
+                        help="number of folds (default: data.folds from the config, else 5)")
+    parser.add_argument("--config", action="append", default=[], type=Path, metavar="FILE",
+                        help="config file (.toml or .json); repeatable, later files win")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="sets",
+                        help="override one config value, e.g. --set train.lr=0.001; repeatable")
+    parser.add_argument("--sample", action="store_true", help="train and validate on the seeded sample set only")
+    parser.add_argument("--out", type=Path, default=Path("runs"), help="runs root (default: runs)")
+
+
+def run(args) -> int:
+    from ...competitions import get
+    from ..folds import run_folds
+    from ..runner import resolve_config
+    from .run import print_metrics
+
+    plugin = get(args.competition)
+    config = resolve_config(plugin, files=args.config, sets=args.sets)
+    if args.folds is not None:
+        config["data"]["folds"] = args.folds
+    elif int(config["data"]["folds"]) < 2:
+        config["data"]["folds"] = 5
+    cv_dir, metrics = run_folds(plugin, args.data, config, runs_root=args.out, sample=args.sample)
+    print(f"\nout-of-fold scores over {metrics['oof_rows']} rows, {metrics['folds']} folds:")
+    print_metrics(metrics)
+    print(f"cross-validation: {cv_dir}")
+    if metrics.get("submission"):
+        print(f"submission: {metrics['submission']}")
+    return 0

@@ -1,0 +1,45 @@
+from pathlib import Path
+
+HELP = ("Tune augmentation on the sample set: each transform's strength alone, then the best of each combined; "
+        "writes a config file a run can use.")
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("competition", help="a registered competition (see `podium competitions`)")
+    parser.add_argument("--data", required=True, type=Path, help="folder with the competition's raw files")
+    parser.add_argument("--config", action="append", default=[], type=Path, metavar="FILE",
+                        help="config file (.toml or .json); repeatable, later files win")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="sets",
+                        help="override one config value, e.g. --set data.sample_train=400; repeatable")
+    parser.add_argument("--scan", type=Path, default=None, metavar="FILE",
+                        help="transforms and strengths to try: JSON {\"scan\": [...]} or TOML [[scan]] tables "
+                             "(default: shift, rotation, scale, shear, brightness/contrast, channel shift, flip)")
+    parser.add_argument("--passes", type=int, default=2,
+                        help="augmented passes of the sample per candidate (default 2); also written to the config")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="heads (seeds) averaged per candidate, against noise (default 1)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="config file to write (default: ./tune-aug-<competition>.json, never overwritten); "
+                             "the scores go beside it as <name>-scores.csv")
+
+
+def run(args) -> int:
+    from ...competitions import get
+    from ...files import unused_path
+    from ..aug_tuning import format_table, load_scan, tune_augmentation, write_results
+    from ..runner import resolve_config
+
+    plugin = get(args.competition)
+    config = resolve_config(plugin, files=args.config, sets=args.sets)
+    scan = load_scan(args.scan) if args.scan is not None else None
+    out = args.out or unused_path(Path(f"tune-aug-{plugin.name}.json"))
+    if out.exists():
+        from ...errors import PodiumError
+
+        raise PodiumError(f"{out} already exists; refusing to overwrite it")
+    result = tune_augmentation(plugin, args.data, config, scan=scan, passes=args.passes, repeats=args.repeats)
+    config_path, scores_path = write_results(result, out)
+    print(format_table(result))
+    print(f"config: {config_path}  (use it: podium run {plugin.name} --data {args.data} --config {config_path})")
+    print(f"scores: {scores_path}")
+    return 0
