@@ -105,7 +105,9 @@ class Competition(abc.ABC):
         """What `podium tune` searches: dotted config key -> distribution (see `podium.tuning.space`).
 
         Head-only settings, so every trial reuses the cached features; TTA views above those already
-        cached cost one augmented backbone pass, once.
+        cached cost one augmented backbone pass, once. A config's `[tune.space]` adds others, e.g.
+        "pseudo.fraction" (with pseudo.enabled = true) or "submission.clip" (with tune.metric =
+        "val_log_loss_clipped": the default objective, plain val_log_loss, does not see the clip).
         """
         return {
             "train.lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},

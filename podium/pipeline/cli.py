@@ -13,10 +13,19 @@ COMMANDS = {
     "competitions": "competitions",
     "demo": "demo",
     "prepare": "prepare",
+    "tune-aug": "tune_aug",
+    "tune": "tune",
     "run": "run",
+    "cv": "cv",
     "predict": "predict",
+    "recommend": "recommend",
+    "heatmap": "heatmap",
+    "leakage": "leakage",
     "ensemble": "ensemble",
     "validate": "validate",
+    "download": "download",
+    "submit": "submit",
+    "submissions": "submissions",
 }
 
 

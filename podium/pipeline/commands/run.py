@@ -12,14 +12,20 @@ def add_arguments(parser) -> None:
                         help="override one config value, e.g. --set train.lr=0.001; repeatable")
     parser.add_argument("--sample", action="store_true", help="train and validate on the seeded sample set only")
     parser.add_argument("--out", type=Path, default=Path("runs"), help="runs root (default: runs)")
+    parser.add_argument("--best-of", default=None, metavar="STUDY",
+                        help="apply the best parameters of a `podium tune` study (after config files, before --set)")
+    parser.add_argument("--storage", default=None, metavar="URL",
+                        help="the study's database when `podium tune` was given --storage")
 
 
 def run(args) -> int:
     from ...competitions import get
-    from ..runner import resolve_config, start_run
+    from ...tuning.best import run_config
+    from ..runner import start_run
 
     plugin = get(args.competition)
-    config = resolve_config(plugin, files=args.config, sets=args.sets)
+    config = run_config(plugin, files=args.config, sets=args.sets, best_of=args.best_of, storage=args.storage,
+                        runs_root=args.out, sample=args.sample)
     run_dir, metrics = start_run(plugin, args.data, config, runs_root=args.out, sample=args.sample)
     print_metrics(metrics)
     print(f"run: {run_dir}")

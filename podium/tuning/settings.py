@@ -1,0 +1,62 @@
+"""The `tune` section of a config file: what to optimise and how, and changes to the plugin's space.
+
+    [tune]
+    only = ["train.lr", "head.dropout"]      # search just these keys of the plugin's space
+    pruner = "median"
+
+    [tune.space]
+    "train.lr" = {type = "float", low = 3e-4, high = 3e-3, log = true}   # replaces the plugin's range
+    "tta.views" = false                                                 # not searched: the config's value is used
+
+Runs never see this section: it is split off before the config reaches a pipeline, so the same
+file works for `podium run` and `podium tune`.
+"""
+from __future__ import annotations
+
+from ..errors import PodiumError
+from ..pipeline.config import deep_update, resolve
+from .space import SearchSpace
+
+__all__ = ["TUNE_DEFAULTS", "resolve_with_tune", "search_space", "objective_metric"]
+
+TUNE_DEFAULTS: dict = {
+    "metric": "",  # empty: the plugin's validation metric, val_<plugin.metric> (e.g. val_log_loss, val_rmse)
+    "direction": "minimize",  # "maximize" for a metric where higher is better (e.g. val_accuracy)
+    "monitor": "val_loss",  # the per-epoch Keras log reported to the pruner
+    "only": [],  # search only these keys of the space (empty: all of them)
+    "space": {"__free__": True},  # entries replace the plugin's own; an entry set to false is not searched
+    "pruner": "median",  # "median" (stop a trial whose epoch is worse than the median of earlier trials) or "none"
+    "startup_trials": 5,  # random trials before the sampler models the space; no pruning before this many finish
+    "warmup_epochs": 2,  # epochs every trial runs before it may be pruned
+    "heartbeat": 60,  # seconds between a running trial's heartbeats; silent for 2x that (a killed worker): failed
+    # A worker process is replaced after this many trials (0: never; with --jobs 1 the trials then run in-process).
+    "trials_per_process": 10,
+}
+
+
+def resolve_with_tune(plugin, *, files=(), sets=(), overrides=None) -> tuple[dict, dict]:
+    """(run config, tune settings): the plugin's defaults < config files < overrides < `--set`."""
+    defaults = deep_update(plugin.default_config(), {"tune": TUNE_DEFAULTS})
+    config = resolve(defaults, files=files, sets=sets, overrides=overrides)
+    tune = config.pop("tune")
+    tune["space"] = {key: value for key, value in tune["space"].items() if key != "__free__"}
+    if tune["pruner"] not in ("median", "none"):
+        raise PodiumError(f"tune.pruner must be 'median' or 'none', got {tune['pruner']!r}")
+    if tune["direction"] not in ("minimize", "maximize"):
+        raise PodiumError(f"tune.direction must be 'minimize' or 'maximize', got {tune['direction']!r}")
+    if min(tune["startup_trials"], tune["warmup_epochs"], tune["trials_per_process"]) < 0 or tune["heartbeat"] < 1:
+        raise PodiumError("tune.startup_trials, tune.warmup_epochs and tune.trials_per_process must be >= 0, "
+                          "tune.heartbeat >= 1")
+    return config, tune
+
+
+def search_space(plugin, tune: dict, config: dict) -> SearchSpace:
+    """The plugin's declared space as changed by the `tune` section, checked against the run config."""
+    source = f"{plugin.name} search space"
+    space = SearchSpace.combine(plugin.search_space(), tune["space"], tune["only"], source=source)
+    space.check_against(config, source=source)
+    return space
+
+
+def objective_metric(plugin, tune: dict) -> str:
+    return tune["metric"] or f"val_{plugin.metric}"

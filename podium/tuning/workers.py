@@ -1,0 +1,119 @@
+"""Worker processes: each one runs trials of the same study, coordinated only through its storage.
+
+`--jobs J` keeps J processes busy on this machine; other machines join by running the same
+command against a shared database URL. Nothing else schedules work: a worker asks the
+sampler for parameters, runs the trial and writes the result to the storage. A worker is
+replaced by a fresh process after `tune.trials_per_process` trials, so memory that
+TensorFlow keeps per trained model (traced graphs) cannot pile up over a long search.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import time
+from dataclasses import dataclass, replace
+from multiprocessing.connection import wait
+from pathlib import Path
+
+from ..errors import PodiumError
+
+__all__ = ["TuneJob", "optimize", "run_workers", "shares"]
+
+
+@dataclass(frozen=True)
+class TuneJob:
+    """Everything a worker needs, picklable for a spawned process."""
+
+    competition: str
+    data_dir: str
+    config: dict
+    space: dict  # specs of the search space, see `space.SearchSpace.from_specs`
+    tune: dict
+    metric: str
+    study: str
+    storage: str
+    trials_root: str
+    sample: bool
+    trials: int  # the study's target of finished (complete or pruned) trials
+    timeout: float | None = None
+    # One process at a time on a local study: its sampler is seeded from the config, so a search can be
+    # repeated. Parallel workers (of one machine or several) draw fresh entropy: seeded alike, they would
+    # propose the same random first points.
+    seeded: bool = True
+
+
+def optimize(job: TuneJob, *, n_trials: int) -> None:
+    """Run up to `n_trials` trials in this process, stopping early once the study has `job.trials`."""
+    from optuna.study import MaxTrialsCallback
+    from optuna.trial import TrialState
+
+    from ..competitions import get
+    from .objective import Objective
+    from .space import SearchSpace
+    from .study import finished_count, open_study
+
+    plugin = get(job.competition)
+    space = SearchSpace.from_specs(job.space, source="search space")
+    study = open_study(job.study, job.storage, competition=plugin.name, direction=job.tune["direction"],
+                       metric=job.metric, tune=job.tune, seed=int(job.config["seed"]) if job.seeded else None)
+    if finished_count(study) >= job.trials:
+        return
+    objective = Objective(plugin, Path(job.data_dir), job.config, space, trials_root=Path(job.trials_root),
+                          sample=job.sample, metric=job.metric, monitor=job.tune["monitor"])
+    # Other workers (or machines) add trials too: stop once the study as a whole has enough.
+    study.optimize(objective, n_trials=n_trials, timeout=job.timeout, catch=(Exception,), gc_after_trial=True,
+                   callbacks=[MaxTrialsCallback(job.trials, states=(TrialState.COMPLETE, TrialState.PRUNED))])
+
+
+def shares(total: int, jobs: int) -> list[int]:
+    """`total` trials split over `jobs` workers as evenly as possible (no worker gets none)."""
+    jobs = max(1, min(int(jobs), int(total)))
+    return [total // jobs + (1 if index < total % jobs else 0) for index in range(jobs)]
+
+
+def run_workers(job: TuneJob, *, remaining: int, jobs: int, trials_per_process: int = 0) -> None:
+    """Start up to `remaining` trials over `jobs` process slots sharing the study; wait for all of them.
+
+    Each slot may start its share of the trials; a slot's process runs at most `trials_per_process`
+    of them (0: all) and is then replaced, until the share is used, the study has `job.trials`
+    finished trials, or the timeout has passed.
+    """
+    from .study import finished_count, load_study
+
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter each: no forked TensorFlow state
+    budgets = shares(remaining, jobs)
+    deadline = time.monotonic() + job.timeout if job.timeout else None
+    running, failed, started = {}, [], 0
+
+    def start(slot: int) -> None:
+        nonlocal started
+        n_trials = min(budgets[slot], trials_per_process or budgets[slot])
+        budgets[slot] -= n_trials
+        started += 1
+        left = None if deadline is None else max(deadline - time.monotonic(), 1.0)
+        process = context.Process(target=optimize, args=(replace(job, timeout=left),),
+                                  kwargs={"n_trials": n_trials}, name=f"podium-tune-{started}")
+        process.start()
+        running[process.sentinel] = (slot, process)
+
+    for slot in range(len(budgets)):
+        start(slot)
+    try:
+        while running:
+            for sentinel in wait(list(running)):
+                slot, process = running.pop(sentinel)
+                process.join()
+                if process.exitcode != 0:
+                    failed.append(f"{process.name} (exit code {process.exitcode})")
+                    continue
+                out_of_time = deadline is not None and time.monotonic() >= deadline
+                if budgets[slot] and not out_of_time and \
+                        finished_count(load_study(job.study, job.storage)) < job.trials:
+                    start(slot)
+    except KeyboardInterrupt:
+        # The workers got the same Ctrl-C; their running trials are recorded as failed.
+        for _, process in running.values():
+            process.join(timeout=30)
+        raise
+    if failed:
+        raise PodiumError(f"worker(s) {', '.join(failed)} stopped early; finished trials are kept in the study, "
+                          "run the same command again to continue")
