@@ -44,3 +44,12 @@ def test_bad_file_and_bad_set_syntax_are_clear(tmp_path):
         resolve(IMAGE_DEFAULTS, files=[tmp_path / "missing.toml"])
     with pytest.raises(PodiumError, match="key=value"):
         parse_set("train.lr")
+
+
+def test_a_free_section_is_replaced_whole_by_each_file(tmp_path):
+    defaults = {"seed": 0, "tune": {"space": {"__free__": True, "train.lr": {"low": 1e-4}}}}
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    first.write_text(json.dumps({"tune": {"space": {"head.dropout": {"low": 0.1}}}}))
+    second.write_text(json.dumps({"tune": {"space": {"train.epochs": {"low": 2}}}}))
+    space = resolve(defaults, files=[first, second])["tune"]["space"]
+    assert set(space) - {"__free__"} == {"train.epochs"}

@@ -59,7 +59,8 @@ def coerce(value, default, dotted: str, source: str):
             return list(value)
     elif isinstance(default, dict):
         if isinstance(value, dict):
-            return value
+            # A free section stays free, so a later file may replace it again.
+            return {"__free__": True, **value} if _is_free_dict(default) else value
     raise PodiumError(
         f"{source}: '{dotted}' must be {type(default).__name__} (default {default!r}), got {value!r}"
     )
