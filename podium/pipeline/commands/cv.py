@@ -1,18 +1,16 @@
 from pathlib import Path
 
+from .options import add_competition_arguments, add_config_arguments
+
 HELP = ("Cross-validate: train one run per fold (by data.split, e.g. by driver), then score the out-of-fold "
         "predictions and submit the folds' mean test prediction.")
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("competition", help="a registered competition (see `podium competitions`)")
-    parser.add_argument("--data", required=True, type=Path, help="folder with the competition's raw files")
+    add_competition_arguments(parser)
     parser.add_argument("--folds", type=int, default=None,
                         help="number of folds (default: data.folds from the config, else 5)")
-    parser.add_argument("--config", action="append", default=[], type=Path, metavar="FILE",
-                        help="config file (.toml or .json); repeatable, later files win")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="sets",
-                        help="override one config value, e.g. --set train.lr=0.001; repeatable")
+    add_config_arguments(parser)
     parser.add_argument("--sample", action="store_true", help="train and validate on the seeded sample set only")
     parser.add_argument("--out", type=Path, default=Path("runs"), help="runs root (default: runs)")
 

@@ -1,17 +1,15 @@
 from pathlib import Path
 
+from .options import add_competition_arguments, add_config_arguments
+
 HELP = "Check whether a competition's metadata alone predicts the label (a leak), next to chance and an image model."
 
 
 def add_arguments(parser) -> None:
     from ..leakage import DEFAULT_THRESHOLD
 
-    parser.add_argument("competition", help="a registered competition (see `podium competitions`)")
-    parser.add_argument("--data", required=True, type=Path, help="folder with the competition's raw files")
-    parser.add_argument("--config", action="append", default=[], type=Path, metavar="FILE",
-                        help="config file whose data split to use (.toml or .json); repeatable")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="sets",
-                        help="override one config value, e.g. --set data.split=group; repeatable")
+    add_competition_arguments(parser)
+    add_config_arguments(parser)
     parser.add_argument("--sample", action="store_true", help="probe on the seeded sample set only")
     parser.add_argument("--run", type=Path, default=None, metavar="RUN_DIR",
                         help="image model to compare with (default: the newest finished run on --data under --runs)")

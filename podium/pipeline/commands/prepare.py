@@ -1,15 +1,15 @@
 from pathlib import Path
 
+from .options import add_competition_arguments, add_config_arguments
+
 HELP = "Check a competition's raw files and write its canonical table, validation split and sample set."
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("competition", help="a registered competition (see `podium competitions`)")
-    parser.add_argument("--data", required=True, type=Path, help="folder with the competition's raw files")
+    add_competition_arguments(parser)
     parser.add_argument("--sample", type=int, default=None, metavar="N",
                         help="size of the training sample set (validation sample: N // 2)")
-    parser.add_argument("--config", action="append", default=[], type=Path, metavar="FILE")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="sets")
+    add_config_arguments(parser)
     parser.add_argument("--out", type=Path, default=None,
                         help="where to write table.csv (default: <paths.cache>/<competition>/table.csv)")
 

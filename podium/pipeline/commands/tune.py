@@ -1,11 +1,12 @@
 from pathlib import Path
 
+from .options import add_competition_arguments, add_config_arguments
+
 HELP = "Search hyper-parameters with Optuna on cached features: pruned, resumable, parallel."
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("competition", help="a registered competition (see `podium competitions`)")
-    parser.add_argument("--data", required=True, type=Path, help="folder with the competition's raw files")
+    add_competition_arguments(parser)
     parser.add_argument("--trials", required=True, type=int, metavar="N",
                         help="finished (complete or pruned) trials the study should have; a rerun runs the rest")
     parser.add_argument("--timeout", type=float, default=None, metavar="S",
@@ -18,10 +19,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--jobs", type=int, default=1, metavar="J", help="worker processes on this machine")
     parser.add_argument("--sample", action="store_true",
                         help="tune on the seeded sample set (fast; regularisation found there does not transfer)")
-    parser.add_argument("--config", action="append", default=[], type=Path, metavar="FILE",
-                        help="config file (.toml or .json), may hold a [tune] section; repeatable, later files win")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="sets",
-                        help="override one config value, e.g. --set tune.pruner=none; repeatable")
+    add_config_arguments(parser)
     parser.add_argument("--out", type=Path, default=Path("runs"), help="runs root (default: runs)")
 
 

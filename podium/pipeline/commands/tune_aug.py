@@ -1,16 +1,14 @@
 from pathlib import Path
 
+from .options import add_competition_arguments, add_config_arguments
+
 HELP = ("Tune augmentation on the sample set: each transform's strength alone, then the best of each combined; "
         "writes a config file a run can use.")
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("competition", help="a registered competition (see `podium competitions`)")
-    parser.add_argument("--data", required=True, type=Path, help="folder with the competition's raw files")
-    parser.add_argument("--config", action="append", default=[], type=Path, metavar="FILE",
-                        help="config file (.toml or .json); repeatable, later files win")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="sets",
-                        help="override one config value, e.g. --set data.sample_train=400; repeatable")
+    add_competition_arguments(parser)
+    add_config_arguments(parser)
     parser.add_argument("--scan", type=Path, default=None, metavar="FILE",
                         help="transforms and strengths to try: JSON {\"scan\": [...]} or TOML [[scan]] tables "
                              "(default: shift, rotation, scale, shear, brightness/contrast, channel shift, flip)")
