@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-from concurrent.futures import ThreadPoolExecutor
 from io import BytesIO
 from pathlib import Path
 
@@ -142,20 +141,9 @@ def load_batch_with_boxes(paths, size, *, augment, boxes: np.ndarray, skip_bad_i
                           threads: int = 2):
     """`images.load_batch` for a box-aware pipeline (`build_augment(..., bbox=True)`): the images, the
     mask of good rows, and each row's box moved with its image (NaN: none, or pushed out of the image)."""
-    from .images import BadImageError, load_image
+    from .images import decode_images
 
-    def read(path):
-        try:
-            return load_image(path, size)
-        except BadImageError:
-            if not skip_bad_images:
-                raise
-            return None
-
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        images = list(pool.map(read, paths))
-    ok = np.array([image is not None for image in images], dtype=bool)
-    batch = np.zeros((len(images), int(size[0]), int(size[1]), 3), dtype=np.float32)
+    images, ok, batch = decode_images(paths, size, skip_bad_images=skip_bad_images, threads=threads)
     moved = np.full((len(images), 4), np.nan, dtype=np.float32)
     # In order on this thread, as load_batch does, so a seeded pipeline is reproducible.
     for row, image in enumerate(images):

@@ -28,12 +28,9 @@ def load_image(path: str, size) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def load_batch(paths, size, *, augment=None, skip_bad_images: bool = False, threads: int = 2):
-    """Decode (and augment) `paths` into float32 (n, h, w, 3) pixels in 0..255, plus a mask of good rows.
-
-    A bad image raises unless `skip_bad_images`, where it becomes a blank image marked False.
-    Augmentation runs in order on the calling thread so a seeded pipeline is reproducible.
-    """
+def decode_images(paths, size, *, skip_bad_images: bool = False, threads: int = 2):
+    """Decoded RGB images (None for an unreadable one when `skip_bad_images`), a mask of good rows,
+    and a zeroed float32 batch of their shape to fill."""
     def read(path):
         try:
             return load_image(path, size)
@@ -45,7 +42,16 @@ def load_batch(paths, size, *, augment=None, skip_bad_images: bool = False, thre
     with ThreadPoolExecutor(max_workers=threads) as pool:
         images = list(pool.map(read, paths))
     ok = np.array([image is not None for image in images], dtype=bool)
-    batch = np.zeros((len(images), int(size[0]), int(size[1]), 3), dtype=np.float32)
+    return images, ok, np.zeros((len(images), int(size[0]), int(size[1]), 3), dtype=np.float32)
+
+
+def load_batch(paths, size, *, augment=None, skip_bad_images: bool = False, threads: int = 2):
+    """Decode (and augment) `paths` into float32 (n, h, w, 3) pixels in 0..255, plus a mask of good rows.
+
+    A bad image raises unless `skip_bad_images`, where it becomes a blank image marked False.
+    Augmentation runs in order on the calling thread so a seeded pipeline is reproducible.
+    """
+    images, ok, batch = decode_images(paths, size, skip_bad_images=skip_bad_images, threads=threads)
     for i, image in enumerate(images):
         if image is None:
             continue
