@@ -20,7 +20,7 @@ def test_fcn_prediction_is_the_softmax_of_its_pooled_class_maps():
 
     model = build_head((3, 5, 16), 4, {**IMAGE_DEFAULTS["head"], "kind": "fcn", "units": 8, "conv_layers": 1})
     x = np.random.default_rng(0).normal(size=(2, 3, 5, 16)).astype("float32")
-    maps = np.asarray(keras.Model(model.inputs, model.get_layer("class_maps").output)(x))
+    maps = np.asarray(keras.Model(model.input, model.get_layer("class_maps").output)(x))
     assert maps.shape == (2, 3, 5, 4)
     scores = maps.mean(axis=(1, 2))
     expected = np.exp(scores) / np.exp(scores).sum(axis=1, keepdims=True)
