@@ -105,28 +105,9 @@ def combine(transforms: list) -> list:
 
 def sample_data(plugin, data_dir: Path, config: dict):
     """The sample set's training and validation rows with their plain features (no test images)."""
-    from ..features.backbones import BackboneSpec
-    from ..features.cache import FeatureCache
-    from .image_run import ImageData
-    from .metadata import fit_metadata
-    from .prepare import prepare_table
+    from .image_run import load_image_data
 
-    table = prepare_table(plugin, data_dir, config)
-    labelled = table[table["split"].isin(["train", "valid"]) & table["sample"]].reset_index(drop=True)
-    data = ImageData(
-        plugin=plugin, config=config, spec=BackboneSpec.from_config(config),
-        cache=FeatureCache(Path(config["paths"]["cache"]) / plugin.name),
-        labelled=labelled, test=table.iloc[:0], y=plugin.label_indices(labelled["label"]),
-        train_rows=np.flatnonzero((labelled["split"] == "train").to_numpy()),
-        valid_rows=np.flatnonzero((labelled["split"] == "valid").to_numpy()),
-    )
-    if len(data.train_rows) == 0 or len(data.valid_rows) == 0:
-        raise PodiumError(f"{plugin.name}: the sample set needs training and validation rows (got "
-                          f"{len(data.train_rows)} and {len(data.valid_rows)}); raise data.sample_train/sample_valid")
-    bad = data.labelled_features(0).bad_rows
-    data.train_rows, data.valid_rows = np.setdiff1d(data.train_rows, bad), np.setdiff1d(data.valid_rows, bad)
-    data.metadata = fit_metadata(plugin, config, labelled.iloc[data.train_rows])
-    return data
+    return load_image_data(plugin, data_dir, config, sample=True, with_test=False)
 
 
 class Scorer:

@@ -76,14 +76,17 @@ class ImageData:
         return self.metadata.dim if self.metadata is not None else 0
 
 
-def load_image_data(plugin, data_dir: Path, config: dict, *, sample: bool) -> ImageData:
-    """The table, the split, and the plain (pass 0) features of every labelled and test row."""
+def load_image_data(plugin, data_dir: Path, config: dict, *, sample: bool, with_test: bool = True) -> ImageData:
+    """The table, the split, and the plain (pass 0) features of every labelled and test row.
+
+    `with_test=False` leaves the test images out (and never computes their features), e.g. to tune on the sample.
+    """
     table = prepare_table(plugin, data_dir, config)
     labelled = table[table["split"].isin(["train", "valid"])]
     if sample:
         labelled = labelled[labelled["sample"]]
     labelled = labelled.reset_index(drop=True)
-    test = table[table["split"] == "test"].reset_index(drop=True)
+    test = table[(table["split"] == "test") & with_test].reset_index(drop=True)
     data = ImageData(
         plugin=plugin, config=config, spec=BackboneSpec.from_config(config),
         cache=FeatureCache(Path(config["paths"]["cache"]) / plugin.name),
@@ -93,7 +96,8 @@ def load_image_data(plugin, data_dir: Path, config: dict, *, sample: bool) -> Im
     )
     if len(data.train_rows) == 0 or len(data.valid_rows) == 0:
         raise PodiumError(f"{plugin.name}: need both training and validation rows "
-                          f"(got {len(data.train_rows)} and {len(data.valid_rows)})")
+                          f"(got {len(data.train_rows)} and {len(data.valid_rows)})"
+                          + ("; raise data.sample_train / data.sample_valid" if sample else ""))
     bad = data.labelled_features(0).bad_rows
     if len(bad):
         # Only reachable with data.skip_bad_images: drop unreadable labelled images, keep count.
