@@ -39,9 +39,9 @@ def main() -> None:
 
     from podium.competitions import get
     from podium.competitions.fisheries import write_demo_data
-    from podium.pipeline.config import deep_update
-    from podium.pipeline.leakage import probe
-    from podium.pipeline.runner import resolve_config, start_run
+    from podium.config import deep_update
+    from podium.vision.interpret.leakage import probe
+    from podium.evaluation.runner import resolve_config, start_run
 
     work = args.work or Path(tempfile.mkdtemp(prefix="podium-bench-fisheries-"))
     plugin = get("fisheries")

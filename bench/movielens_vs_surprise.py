@@ -67,9 +67,9 @@ def fit_podium(params: dict, train, test, users, movies, config: dict):
 def main() -> None:
     from sklearn.model_selection import KFold
 
-    from podium.collab.readers import find_files, read_ratings
+    from podium.competitions.movielens_files import find_files, read_ratings
     from podium.competitions import get
-    from podium.pipeline.runner import resolve_config
+    from podium.evaluation.runner import resolve_config
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=SHARED / "data" / "ml-100k")

@@ -46,13 +46,13 @@ def main() -> None:
     from sklearn.metrics import accuracy_score, log_loss
 
     from podium.competitions import get
-    from podium.pipeline.batches import FeatureBatches
-    from podium.pipeline.config import deep_update
-    from podium.pipeline.finetune import image_dataset
-    from podium.pipeline.heads import build_head
-    from podium.pipeline.image_run import load_image_data, predict_again
-    from podium.pipeline.runner import resolve_config, start_run
-    from podium.pipeline.training import compile_model
+    from podium.vision.batches import FeatureBatches
+    from podium.config import deep_update
+    from podium.vision.stages.finetune import image_dataset
+    from podium.vision.heads import build_head
+    from podium.vision.pipeline import load_image_data, predict_again
+    from podium.evaluation.runner import resolve_config, start_run
+    from podium.vision.training import compile_model
 
     work = Path(tempfile.mkdtemp(prefix="podium-bench-redux-"))
     plugin = get("dogs-vs-cats-redux")

@@ -73,10 +73,10 @@ def main() -> None:
     from sklearn.preprocessing import StandardScaler
 
     from podium.competitions import get
-    from podium.pipeline.aug_tuning import format_table, tune_augmentation
-    from podium.pipeline.config import deep_update
-    from podium.pipeline.image_run import load_image_data
-    from podium.pipeline.runner import resolve_config, start_run
+    from podium.tuning.augmentation import format_table, tune_augmentation
+    from podium.config import deep_update
+    from podium.vision.pipeline import load_image_data
+    from podium.evaluation.runner import resolve_config, start_run
 
     work = Path(tempfile.mkdtemp(prefix="podium-bench-state-farm-"))
     plugin = get("state-farm")

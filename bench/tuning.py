@@ -36,7 +36,7 @@ def in_process(plugin, data: Path, config: dict, settings: dict, space, *, trial
     """`trials` trials in this process; elapsed seconds, seconds and resident MiB after each trial."""
     import optuna
 
-    from podium.pipeline.config import deep_update
+    from podium.config import deep_update
     from podium.tuning.objective import Objective
     from podium.tuning.study import open_study
 

@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from .errors import PodiumError
+from podium.errors import PodiumError
 
 
 def atomic_write_bytes(path: Path, data: bytes, *, overwrite: bool = True) -> Path:

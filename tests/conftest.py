@@ -28,8 +28,8 @@ def redux_data(tmp_path_factory):
 def tiny_image_config(tmp_path):
     """Small, fast, offline settings for an image plugin run."""
     def make(plugin, **sections):
-        from podium.pipeline.config import deep_update
-        from podium.pipeline.runner import demo_config, resolve_config
+        from podium.config import deep_update
+        from podium.evaluation.runner import demo_config, resolve_config
 
         config = demo_config(plugin, resolve_config(plugin))
         config = deep_update(config, {"paths": {"cache": str(tmp_path / "cache")},

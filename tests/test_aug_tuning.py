@@ -5,10 +5,10 @@ import pytest
 
 from podium.competitions import get
 from podium.errors import PodiumError
-from podium.pipeline.aug_tuning import DEFAULT_SCAN, candidate_transform, check_scan, combine
-from podium.pipeline.augment import build_augment
-from podium.pipeline.cli import main
-from podium.pipeline.runner import resolve_config
+from podium.tuning.augmentation import DEFAULT_SCAN, candidate_transform, check_scan, combine
+from podium.vision.augment import build_augment
+from podium.cli.main import main
+from podium.evaluation.runner import resolve_config
 
 
 def test_strength_becomes_a_range_around_the_center():

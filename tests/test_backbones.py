@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from podium.errors import PodiumError
-from podium.features.backbones import BackboneSpec
-from podium.pipeline.config import IMAGE_DEFAULTS, deep_update
+from podium.vision.backbones import BackboneSpec
+from podium.config import IMAGE_DEFAULTS, deep_update
 
 
 def _spec(**image):
@@ -65,7 +65,7 @@ def test_cut_layer_and_unknown_names_are_clear():
 
 
 def test_imagenet_download_failure_names_the_local_file_option(monkeypatch):
-    from podium.features import backbones
+    from podium.vision import backbones
 
     def offline(input_shape, weights):
         raise Exception("URL fetch failure: Name or service not known")
@@ -76,7 +76,7 @@ def test_imagenet_download_failure_names_the_local_file_option(monkeypatch):
 
 
 def test_preprocessings_match_their_backbones():
-    from podium.features.preprocessing import preprocessing
+    from podium.vision.preprocessing import preprocessing
 
     x = np.full((1, 2, 2, 3), 255.0, "float32")
     assert np.allclose(preprocessing("efficientnet_lite")(x), 1.0)

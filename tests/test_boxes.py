@@ -7,12 +7,13 @@ import pandas as pd
 import pytest
 
 from podium.errors import PodiumError
-from podium.features.backbones import BackboneSpec
-from podium.features.cache import FeatureCache
-from podium.pipeline.augment import build_augment
-from podium.pipeline.boxes import (BOX_COLUMNS, input_boxes, iou, largest_box, load_batch_with_boxes, read_box_file,
+from podium.vision.backbones import BackboneSpec
+from podium.vision.cache import FeatureCache
+from podium.vision.augment import build_augment
+from podium.core.annotations import BOX_COLUMNS, largest_box, read_box_file
+from podium.vision.boxes import (input_boxes, iou, load_batch_with_boxes,
                                    to_image_pixels)
-from podium.pipeline.config import IMAGE_DEFAULTS, deep_update
+from podium.config import IMAGE_DEFAULTS, deep_update
 
 AUGMENT = [
     {"name": "HorizontalFlip", "p": 0.5},

@@ -3,11 +3,11 @@ import json
 import numpy as np
 import pytest
 
-from podium.features import cache as cache_module
-from podium.features.backbones import BackboneSpec
-from podium.features.cache import FeatureCache
-from podium.pipeline import images
-from podium.pipeline.config import IMAGE_DEFAULTS, deep_update
+from podium.vision import cache as cache_module
+from podium.vision.backbones import BackboneSpec
+from podium.vision.cache import FeatureCache
+from podium.vision import images
+from podium.config import IMAGE_DEFAULTS, deep_update
 
 AUGMENT = [{"name": "Affine", "translate_percent": [0.05, 0.1], "rotate": [5, 15], "p": 1.0}]
 
@@ -85,7 +85,7 @@ def test_unreadable_images_are_recorded_when_skipping(tmp_path, spec, paths):
     broken.write_bytes(b"garbage")
     result = FeatureCache(tmp_path / "c").features(spec, [paths[0], str(broken)], skip_bad_images=True)
     assert result.bad_rows.tolist() == [1]
-    from podium.pipeline.images import BadImageError
+    from podium.vision.images import BadImageError
 
     with pytest.raises(BadImageError, match="broken.jpg"):
         FeatureCache(tmp_path / "d").features(spec, [paths[0], str(broken)])

@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from podium.pipeline.cli import COMMANDS, main
+from podium.cli.main import COMMANDS, main
 
 
 def test_every_command_has_help(capsys):

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from podium.errors import PodiumError
-from podium.submissions.clipping import (apply_clip, choose_clip, clip_for_run, log_loss,
+from podium.core.metrics import log_loss
+from podium.evaluation.clipping import (apply_clip, choose_clip, clip_for_run,
                                          parse_clip_setting)
 
 

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from podium.errors import PodiumError
-from podium.pipeline.config import IMAGE_DEFAULTS, parse_set, resolve
+from podium.config import IMAGE_DEFAULTS, parse_set, resolve
 
 
 def test_set_overrides_are_typed_and_nested():

@@ -4,9 +4,9 @@ import pandas as pd
 import pytest
 
 from podium.competitions import get, names
-from podium.competitions.base import check_table
-from podium.pipeline.runner import demo_config, resolve_config
-from podium.pipeline.split import assign_sample
+from podium.core.table import check_table
+from podium.evaluation.runner import demo_config, resolve_config
+from podium.core.split import assign_sample
 
 
 @pytest.fixture(scope="module", params=names())

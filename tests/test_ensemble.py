@@ -8,9 +8,9 @@ import pytest
 from podium.competitions import get, registry
 from podium.competitions.base import Competition
 from podium.errors import PodiumError
-from podium.pipeline.cli import main
-from podium.pipeline.ensemble import ensemble_runs
-from podium.submissions.validate import validate_file
+from podium.cli.main import main
+from podium.evaluation.ensemble import ensemble_runs
+from podium.submission.validate import validate_file
 
 COMPETITION = "dogs-vs-cats-redux"
 N_VALID, N_TEST = 60, 12
@@ -189,7 +189,7 @@ class ToyRatings(Competition):
         return pd.DataFrame({"id": list(ids), "rating": np.clip(predictions, 0.5, 5.0)})
 
     def validate_submission(self, frame, data_dir=None):
-        from podium.submissions.validate import validate_frame
+        from podium.core.submission_format import validate_frame
 
         return validate_frame(frame, self.submission_header(), value_range=(0.5, 5.0))
 

@@ -9,9 +9,9 @@ import pytest
 from podium.competitions import get
 from podium.competitions.fisheries import write_demo_data
 from podium.errors import PodiumError
-from podium.pipeline.boxes import BOX_COLUMNS
-from podium.pipeline.config import deep_update
-from podium.pipeline.runner import demo_config, resolve_config, start_run
+from podium.core.annotations import BOX_COLUMNS
+from podium.config import deep_update
+from podium.evaluation.runner import demo_config, resolve_config, start_run
 
 SMALL = ((64, 36), (64, 48), (60, 34), (86, 48))
 
@@ -117,8 +117,8 @@ def test_box_run_writes_boxes_png_metadata_input_and_crop_comparison(box_run):
 
 
 def test_metadata_is_standardised_with_training_rows_only(box_run, plugin, data_dir):
-    from podium.pipeline.image_run import load_image_data
-    from podium.pipeline.metadata import MetadataEncoder
+    from podium.vision.pipeline import load_image_data
+    from podium.vision.metadata import MetadataEncoder
 
     config = json.loads((box_run[0] / "config.json").read_text())
     data = load_image_data(plugin, data_dir, config, sample=False)  # features: a cache hit

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 
 from podium.errors import PodiumError
-from podium.pipeline.batches import FeatureBatches, RowSource, predict_rows
-from podium.pipeline.config import IMAGE_DEFAULTS
-from podium.pipeline.heads import build_head
-from podium.pipeline.training import WarmupAnneal, fit
+from podium.vision.batches import FeatureBatches, RowSource, predict_rows
+from podium.config import IMAGE_DEFAULTS
+from podium.vision.heads import build_head
+from podium.vision.training import WarmupAnneal, fit
 
 
 def _features(n=160, seed=0):

@@ -7,10 +7,10 @@ import pytest
 
 from podium.competitions import get
 from podium.competitions.fisheries import write_demo_data
-from podium.pipeline.cli import main
-from podium.pipeline.config import IMAGE_DEFAULTS, deep_update
-from podium.pipeline.heads import build_head
-from podium.pipeline.runner import demo_config, resolve_config, start_run
+from podium.cli.main import main
+from podium.config import IMAGE_DEFAULTS, deep_update
+from podium.vision.heads import build_head
+from podium.evaluation.runner import demo_config, resolve_config, start_run
 
 SMALL = ((64, 36), (64, 48), (60, 34), (86, 48))
 

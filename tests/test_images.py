@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from podium.pipeline.augment import build_augment
-from podium.pipeline.images import BadImageError, ImageDataset, load_batch, load_image
+from podium.vision.augment import build_augment
+from podium.vision.images import BadImageError, ImageDataset, load_batch, load_image
 
 
 def test_load_image_resizes_to_rgb(redux_data):

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from kaggle_fake_server import KEY, USERNAME, fake_kaggle, write_kaggle_json, zip_bytes
 
-from podium.pipeline.cli import main
+from podium.cli.main import main
 
 SLUG = "dogs-vs-cats-redux-kernels-edition"
 ARCHIVE = zip_bytes({"train/cat.0.jpg": b"c", "train/dog.0.jpg": b"d", "test/1.jpg": b"t",

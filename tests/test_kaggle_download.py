@@ -10,8 +10,8 @@ from kaggle_fake_server import fake_kaggle, zip_bytes
 from podium.competitions import get
 from podium.competitions.base import Competition
 from podium.errors import PodiumError
-from podium.pipeline.cli import main
-from podium.submissions.download import MARKER, STAGING, download, unsafe_member
+from podium.cli.main import main
+from podium.kaggle.download import MARKER, STAGING, download, unsafe_member
 
 SLUG = "dogs-vs-cats-redux-kernels-edition"
 DATA = Path("data/dogs-vs-cats-redux")  # the default --to, relative to the test's folder

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from kaggle_fake_server import fake_kaggle
 
-from podium.pipeline.cli import main
+from podium.cli.main import main
 
 SLUG = "dogs-vs-cats-redux-kernels-edition"
 REPO = Path(__file__).resolve().parents[1]
@@ -114,7 +114,7 @@ def test_commands_that_do_not_talk_to_kaggle_never_import_the_client(tmp_path, r
     bad.write_text("id,label\n1,2.0\n")
     script = (
         "import sys\n"
-        "from podium.pipeline.cli import main\n"
+        "from podium.cli.main import main\n"
         f"main(['competitions'])\n"
         f"main(['validate', 'dogs-vs-cats-redux', {str(bad)!r}])\n"
         f"main(['submit', 'dogs-vs-cats-redux', {str(bad)!r}, '-m', 'x', '--data', {str(redux_data)!r}])\n"

@@ -4,9 +4,9 @@ import pytest
 from podium.competitions import get
 from podium.competitions.fisheries import write_demo_data
 from podium.errors import PodiumError
-from podium.pipeline.cli import main
-from podium.pipeline.leakage import probe
-from podium.pipeline.runner import resolve_config
+from podium.cli.main import main
+from podium.vision.interpret.leakage import probe
+from podium.evaluation.runner import resolve_config
 
 SMALL = ((64, 36), (64, 48), (60, 34), (86, 48))
 

@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 
 from podium.errors import PodiumError
-from podium.pipeline.config import IMAGE_DEFAULTS, deep_update
-from podium.pipeline.heads import build_head
-from podium.pipeline.image_run import ImageData
-from podium.pipeline.metadata import MetadataEncoder, fit_metadata
+from podium.config import IMAGE_DEFAULTS, deep_update
+from podium.vision.heads import build_head
+from podium.vision.pipeline import ImageData
+from podium.vision.metadata import MetadataEncoder, fit_metadata
 
 
 def _frame(widths, sizes):

@@ -4,12 +4,12 @@ import pandas as pd
 import pytest
 
 from podium.collab.data import Baseline, IdIndex, movie_feature_table, user_feature_table
-from podium.collab.readers import find_files, read_movies, read_pairs, read_ratings, read_users
+from podium.competitions.movielens_files import find_files, read_movies, read_pairs, read_ratings, read_users
 from podium.competitions import get
-from podium.competitions.base import check_table
+from podium.core.table import check_table
 from podium.errors import PodiumError
-from podium.pipeline.runner import resolve_config
-from podium.pipeline.split import assign_sample
+from podium.evaluation.runner import resolve_config
+from podium.core.split import assign_sample
 
 
 @pytest.fixture(scope="module")

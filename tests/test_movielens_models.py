@@ -4,12 +4,12 @@ import pandas as pd
 import pytest
 
 from podium.collab.analysis import analyse_movies
-from podium.collab.readers import read_movies, read_users
+from podium.competitions.movielens_files import read_movies, read_users
 from podium.collab.recommend import top_n
 from podium.collab.recommender import Recommender
 from podium.competitions import get
 from podium.errors import PodiumError
-from podium.pipeline.runner import resolve_config
+from podium.evaluation.runner import resolve_config
 
 FAST = {"factors": 16, "batch_size": 256, "lr": 0.01, "epochs": 30, "patience": 4, "verbose": 0}
 

@@ -5,10 +5,10 @@ import pandas as pd
 import pytest
 
 from podium.competitions import get
-from podium.pipeline.cli import main
-from podium.pipeline.config import deep_update
-from podium.pipeline.runner import demo_config, resolve_config, start_run
-from podium.submissions.validate import validate_file
+from podium.cli.main import main
+from podium.config import deep_update
+from podium.evaluation.runner import demo_config, resolve_config, start_run
+from podium.submission.validate import validate_file
 
 SMALL = {"model": {"factors": 16}, "train": {"epochs": 30, "batch_size": 256, "lr": 0.01, "patience": 4},
          "analysis": {"movies": 50}}
@@ -83,7 +83,7 @@ def test_recommend_leaves_out_movies_the_user_rated(run, data_dir, tmp_path, cap
 
 
 def test_runs_without_a_pairs_file_predict_the_validation_pairs_and_ensemble(plugin, data_dir, tmp_path):
-    from podium.pipeline.ensemble import ensemble_runs
+    from podium.evaluation.ensemble import ensemble_runs
 
     bare = tmp_path / "data"
     shutil.copytree(data_dir, bare)

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from podium.competitions import get
-from podium.pipeline.runner import start_run
+from podium.evaluation.runner import start_run
 
 
 @pytest.fixture(scope="module")
@@ -15,8 +15,8 @@ def plugin():
 
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory, redux_data, plugin):
-    from podium.pipeline.config import deep_update
-    from podium.pipeline.runner import demo_config, resolve_config
+    from podium.config import deep_update
+    from podium.evaluation.runner import demo_config, resolve_config
 
     root = tmp_path_factory.mktemp("redux-runs")
     config = deep_update(demo_config(plugin, resolve_config(plugin)),
@@ -61,7 +61,7 @@ def test_second_run_hits_the_cache_and_gets_its_own_directory(first_run, redux_d
     assert second_dir != run_dir and (run_dir / "submission.csv").is_file()
     assert metrics["feature_cache_hit"] is True
 
-    from podium.pipeline.ensemble import ensemble_runs
+    from podium.evaluation.ensemble import ensemble_runs
 
     report = ensemble_runs([run_dir, second_dir], runs_root=root / "runs")
     text = json.dumps(report)
@@ -70,7 +70,7 @@ def test_second_run_hits_the_cache_and_gets_its_own_directory(first_run, redux_d
 
 
 def test_predict_again_with_tta_writes_new_files(first_run):
-    from podium.pipeline.image_run import predict_again
+    from podium.vision.pipeline import predict_again
 
     run_dir = first_run[2]
     before = (run_dir / "submission.csv").read_bytes()

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from podium.errors import PodiumError
-from podium.pipeline.batches import RowSource
-from podium.pipeline.pseudo_label import MixedBatches, pseudo_targets
+from podium.vision.batches import RowSource
+from podium.vision.stages.pseudo_label import MixedBatches, pseudo_targets
 
 CLASSES = 4
 

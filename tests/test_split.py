@@ -3,8 +3,8 @@ import pandas as pd
 import pytest
 
 from podium.errors import PodiumError
-from podium.pipeline.config import IMAGE_DEFAULTS, deep_update
-from podium.pipeline.split import assign_sample, assign_split
+from podium.config import IMAGE_DEFAULTS, deep_update
+from podium.core.split import assign_sample, assign_split
 
 
 def _table(n=200, groups=10, seed=0):

@@ -8,9 +8,9 @@ import pytest
 
 from podium.competitions import get
 from podium.errors import PodiumError
-from podium.pipeline.config import deep_update
-from podium.pipeline.prepare import prepare_table
-from podium.pipeline.runner import resolve_config
+from podium.config import deep_update
+from podium.core.table import prepare_table
+from podium.evaluation.runner import resolve_config
 
 DRIVERS = 6
 
@@ -127,7 +127,7 @@ def test_submission_header_and_rows_sum_to_one(plugin, data_dir):
 
 @pytest.fixture(scope="module")
 def pseudo_run(plugin, data_dir, cache_dir, tmp_path_factory):
-    from podium.pipeline.runner import start_run
+    from podium.evaluation.runner import start_run
 
     config = tiny_config(plugin, cache_dir, augment={"passes": 1}, tta={"views": 1},
                          pseudo={"enabled": True, "rounds": 2, "fraction": 0.25})
@@ -137,7 +137,7 @@ def pseudo_run(plugin, data_dir, cache_dir, tmp_path_factory):
 def test_run_with_augmented_passes_and_pseudo_labels(plugin, data_dir, pseudo_run):
     import keras
 
-    from podium.pipeline.training import WarmupAnneal
+    from podium.vision.training import WarmupAnneal
 
     run_dir, metrics = pseudo_run
     for key in ("val_log_loss_before_pseudo", "val_log_loss_after_pseudo", "val_log_loss", "val_accuracy"):
@@ -164,8 +164,8 @@ def test_run_with_augmented_passes_and_pseudo_labels(plugin, data_dir, pseudo_ru
 
 
 def test_validation_rows_never_enter_a_training_batch(plugin, data_dir, cache_dir, pseudo_run):
-    from podium.pipeline.image_run import load_image_data
-    from podium.pipeline.pseudo_label import mixed_batches
+    from podium.vision.pipeline import load_image_data
+    from podium.vision.stages.pseudo_label import mixed_batches
 
     run_dir, _ = pseudo_run
     config = resolve_config(plugin, files=[run_dir / "config.json"])
@@ -194,7 +194,7 @@ def test_validation_rows_never_enter_a_training_batch(plugin, data_dir, cache_di
 
 
 def test_grouped_k_fold_out_of_fold_predictions(plugin, data_dir, cache_dir, tmp_path):
-    from podium.pipeline.folds import run_folds
+    from podium.evaluation.folds import run_folds
 
     config = tiny_config(plugin, cache_dir, data={"folds": 3}, train={"epochs": 2})
     cv_dir, metrics = run_folds(plugin, data_dir, config, runs_root=tmp_path)

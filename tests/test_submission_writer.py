@@ -5,8 +5,8 @@ import pytest
 
 from podium.competitions import get
 from podium.errors import PodiumError
-from podium.submissions.validate import validate_file
-from podium.submissions.writer import write_submission
+from podium.submission.validate import validate_file
+from podium.core.writer import write_submission
 
 PLUGIN = get("dogs-vs-cats-redux")
 

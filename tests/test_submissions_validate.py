@@ -5,8 +5,9 @@ import numpy as np
 import pandas as pd
 
 from podium.competitions import get
-from podium.pipeline.cli import main
-from podium.submissions.validate import validate_file, validate_frame
+from podium.cli.main import main
+from podium.core.submission_format import validate_frame
+from podium.submission.validate import validate_file
 
 HEADER = ["id", "label"]
 MULTI = ["img", "c0", "c1", "c2"]

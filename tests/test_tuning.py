@@ -6,7 +6,7 @@ import pytest
 
 from podium.competitions import get
 from podium.errors import PodiumError
-from podium.pipeline.cli import main
+from podium.cli.main import main
 from podium.tuning import SearchSpace, resolve_with_tune, search_space, tune
 from podium.tuning.study import study_paths
 

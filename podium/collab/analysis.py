@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..files import atomic_write_bytes, atomic_write_text
+from podium.files import atomic_write_bytes, atomic_write_text
 
 TEXT_FILE = "analysis.txt"
 PLOT_FILE = "movie_pca.png"

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..errors import PodiumError
+from podium.errors import PodiumError
 
 # Dense users x movies tables above this many cells would not fit comfortably in memory.
 MAX_TABLE_CELLS = 60_000_000

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import keras
 
-from .layers import BagEmbedding, RatingSquash
+from podium.collab.layers import BagEmbedding, RatingSquash
 
 KINDS = ("dot", "nn", "meta")
 
@@ -27,7 +27,7 @@ def build_model(kind: str, *, n_users: int, n_movies: int, rating_range: tuple[f
 
     `user_features` / `movie_features`: metadata vocabulary sizes ("meta" needs at least one).
     """
-    from ..errors import PodiumError
+    from podium.errors import PodiumError
 
     if kind not in KINDS:
         raise PodiumError(f"model.kind must be one of {', '.join(KINDS)}, got {kind!r}")

@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import PodiumError
-from ..files import read_json
-from .recommender import Recommender
+from podium.errors import PodiumError
+from podium.files import read_json
+from podium.collab.recommender import Recommender
 
 
 def top_n(recommender: Recommender, user_id: int, rated, *, n: int = 10, movies: pd.DataFrame | None = None):
@@ -31,7 +31,7 @@ def recommend_from_run(run_dir: Path, user_id: int, *, n: int = 10) -> tuple[pd.
 
     "Already rated" means every rating of the user in the run's data folder, validation ones included.
     """
-    from ..competitions import get
+    from podium.competitions import get
 
     run_dir = Path(run_dir)
     recommender = Recommender.load(run_dir)

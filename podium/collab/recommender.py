@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import PodiumError
-from ..files import atomic_write_text
-from .data import Baseline, IdIndex, movie_feature_table, rated_table, user_feature_table
+from podium.errors import PodiumError
+from podium.files import atomic_write_text
+from podium.collab.data import Baseline, IdIndex, movie_feature_table, rated_table, user_feature_table
 
 MODEL_FILE = "model.keras"
 STATE_FILE = "recommender.json"
@@ -56,7 +56,7 @@ class Recommender:
         """Train on `ratings` (userId, movieId, rating); `users` / `movies`: metadata frames for kind "meta"."""
         import keras
 
-        from .models import build_model, fill_tables
+        from podium.collab.models import build_model, fill_tables
 
         if len(ratings) < 2:
             raise PodiumError(f"cannot train a rating model on {len(ratings)} rating(s)")
@@ -179,7 +179,7 @@ class Recommender:
     def load(cls, folder: Path) -> "Recommender":
         import keras
 
-        from . import layers  # noqa: F401  (registers the custom layers for loading)
+        from podium.collab import layers  # noqa: F401  (registers the custom layers for loading)
 
         folder = Path(folder)
         for name in (MODEL_FILE, STATE_FILE):

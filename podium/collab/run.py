@@ -14,16 +14,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import PodiumError
-from ..files import atomic_write_bytes, atomic_write_text, unused_path
-from .recommender import Recommender
+from podium.errors import PodiumError
+from podium.files import atomic_write_bytes, atomic_write_text, unused_path
+from podium.collab.recommender import Recommender
 
 
 def run_collab(plugin, data_dir: Path, config: dict, run_dir: Path, *, sample: bool = False, callbacks=()) -> dict:
     """Train `config`'s model on the training split, score the validation split, write the run's files."""
-    from ..pipeline.prepare import prepare_table
-    from ..submissions.writer import write_submission
-    from .analysis import analyse_movies
+    from podium.core.table import prepare_table
+    from podium.core.writer import write_submission
+    from podium.collab.analysis import analyse_movies
 
     data_dir, run_dir = Path(data_dir), Path(run_dir)
     table = prepare_table(plugin, data_dir, config)
@@ -78,7 +78,7 @@ def run_collab(plugin, data_dir: Path, config: dict, run_dir: Path, *, sample: b
 
 def predict_collab(run_dir: Path, *, tta=None, pairs: Path | None = None, out: Path | None = None) -> dict:
     """Predicted ratings for a CSV of (userId, movieId) pairs, written as userId,movieId,rating."""
-    from .readers import read_pairs
+    from podium.competitions.movielens_files import read_pairs
 
     run_dir = Path(run_dir)
     if tta is not None:

@@ -8,11 +8,9 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from ..errors import PodiumError
-
-# Columns every canonical table has; plugins add their metadata columns after these.
-TABLE_COLUMNS = ("id", "path", "label", "group", "split")
-
+from podium.core.split import assign_split
+from podium.core.submission_format import validate_frame
+from podium.errors import PodiumError
 
 class Competition(abc.ABC):
     """A Kaggle competition: its files, its split, its submission format and its defaults.
@@ -45,8 +43,6 @@ class Competition(abc.ABC):
     # -- validation split ------------------------------------------------------------------
     def split(self, table: pd.DataFrame, config: dict) -> pd.DataFrame:
         """Mark some labelled rows as "valid". Stratified by label unless the config says otherwise."""
-        from ..pipeline.split import assign_split
-
         return assign_split(table, config)
 
     # -- submission --------------------------------------------------------------------------
@@ -69,8 +65,6 @@ class Competition(abc.ABC):
 
     def validate_submission(self, frame: pd.DataFrame, data_dir: Path | None = None) -> list[str]:
         """Every reason `frame` would be rejected; empty when it is a valid submission."""
-        from ..submissions.validate import validate_frame
-
         expected = self.expected_test_ids(data_dir) if data_dir is not None else None
         return validate_frame(frame, self.submission_header(), expected_ids=expected,
                               rows_sum_to_one=len(self.submission_header()) > 2)
@@ -97,7 +91,7 @@ class Competition(abc.ABC):
 
     # -- configuration -----------------------------------------------------------------------
     def default_config(self) -> dict:
-        from ..pipeline.config import IMAGE_DEFAULTS
+        from podium.config import IMAGE_DEFAULTS
 
         return IMAGE_DEFAULTS
 
@@ -127,17 +121,3 @@ class Competition(abc.ABC):
     def demo_overrides(self) -> dict:
         """Config overrides that make `podium demo` fast and offline on 2 CPU cores."""
         return {}
-
-
-def check_table(table: pd.DataFrame, plugin: Competition) -> pd.DataFrame:
-    """Raise a clear error if a plugin's table breaks the canonical contract."""
-    missing = [c for c in (*TABLE_COLUMNS, *plugin.metadata_columns) if c not in table.columns]
-    if missing:
-        raise PodiumError(f"{plugin.name}: canonical table lacks columns {missing}")
-    bad_split = sorted(set(table["split"]) - {"train", "valid", "test"})
-    if bad_split:
-        raise PodiumError(f"{plugin.name}: unknown split values {bad_split}")
-    duplicated = table.loc[table["split"] == "test", "id"].duplicated()
-    if duplicated.any():
-        raise PodiumError(f"{plugin.name}: duplicate test ids, e.g. {table.loc[duplicated[duplicated].index, 'id'].iloc[0]!r}")
-    return table

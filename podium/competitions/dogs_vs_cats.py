@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import PodiumError
-from .base import Competition
-from .demo_images import write_demo_image
-from .registry import register
+from podium.errors import PodiumError
+from podium.competitions.base import Competition
+from podium.competitions.demo_images import write_demo_image
+from podium.competitions.registry import register
 
 _TRAIN_NAME = re.compile(r"^(cat|dog)\.(\d+)\.jpe?g$", re.IGNORECASE)
 _TEST_NAME = re.compile(r"^(\d+)\.jpe?g$", re.IGNORECASE)
@@ -55,7 +55,7 @@ class DogsVsCatsRedux(Competition):
         return pd.DataFrame({"id": [int(i) for i in ids], "label": probabilities[:, 1]})
 
     def default_config(self) -> dict:
-        from ..pipeline.config import IMAGE_DEFAULTS, deep_update
+        from podium.config import IMAGE_DEFAULTS, deep_update
 
         return deep_update(IMAGE_DEFAULTS, {"image": {"backbone": "vgg16"}, "head": {"kind": "gap"}})
 

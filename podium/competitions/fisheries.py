@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import PodiumError
-from ..pipeline.boxes import BOX_COLUMNS
-from .base import Competition
-from .registry import register
+from podium.errors import PodiumError
+from podium.core.annotations import BOX_COLUMNS
+from podium.competitions.base import Competition
+from podium.competitions.registry import register
 
 CLASSES = ("ALB", "BET", "DOL", "LAG", "NoF", "OTHER", "SHARK", "YFT")
 BOXED_CLASSES = tuple(c for c in CLASSES if c != "NoF")  # the forum's box files cover every fish class
@@ -47,7 +47,7 @@ class Fisheries(Competition):
     metadata_columns = ("width", "height", "size")
 
     def read_table(self, data_dir: Path) -> pd.DataFrame:
-        from ..pipeline.boxes import image_sizes
+        from podium.core.imagefiles import image_sizes
 
         data_dir = Path(data_dir).resolve()
         train_dir, stage1_dir, stage2_dir = data_dir / "train", data_dir / "test_stg1", data_dir / "test_stg2"
@@ -84,7 +84,7 @@ class Fisheries(Competition):
                               " (is this the Fisheries Monitoring data?)")
 
     def default_config(self) -> dict:
-        from ..pipeline.config import IMAGE_DEFAULTS, deep_update
+        from podium.config import IMAGE_DEFAULTS, deep_update
 
         # The course: VGG16 features, metadata fused before the last layer. Box output and the
         # fully convolutional head are switches (boxes.loss_weight=0.001; head.kind=fcn, image.size=[360,640]).
@@ -117,7 +117,7 @@ def _images(folder: Path) -> list[Path]:
 
 def _add_boxes(table: pd.DataFrame, data_dir: Path) -> pd.DataFrame:
     """The largest box of each training image found in the box files (NaN when none)."""
-    from ..pipeline.boxes import largest_box, read_box_file
+    from podium.core.annotations import largest_box, read_box_file
 
     found = np.full((len(table), 4), np.nan)
     for name in BOXED_CLASSES:

@@ -1,6 +1,6 @@
 """MovieLens (GroupLens): predict the rating a user gives a movie; scored by RMSE.
 
-Files (see `podium.collab.readers`): `ratings.csv` (the ml-latest-small layout of the 2017 course)
+Files (see `podium.competitions.movielens_files`): `ratings.csv` (the ml-latest-small layout of the 2017 course)
 with optional `movies.csv` / `users.csv`, or ML-100K's `u.data` with optional `u.item` / `u.user`;
 the folder itself or its one subfolder holding them (as GroupLens zips unpack).
 
@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import PodiumError
-from .base import Competition
-from .registry import register
+from podium.errors import PodiumError
+from podium.competitions.base import Competition
+from podium.competitions.registry import register
 
 MOVIELENS_DEFAULTS: dict = {
     "seed": 42,
@@ -74,7 +74,7 @@ class MovieLens(Competition):
 
     # -- raw files -> canonical table -----------------------------------------------------
     def read_table(self, data_dir: Path) -> pd.DataFrame:
-        from ..collab.readers import find_files, read_pairs, read_ratings
+        from podium.competitions.movielens_files import find_files, read_pairs, read_ratings
 
         files = find_files(data_dir)
         ratings = read_ratings(files.ratings)
@@ -93,8 +93,8 @@ class MovieLens(Competition):
             "timestamp": frame["timestamp"].to_numpy()})
 
     def read_metadata(self, data_dir: Path) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
-        """(users, movies) metadata frames of `podium.collab.readers`; None where the file is absent."""
-        from ..collab.readers import find_files, read_movies, read_users
+        """(users, movies) metadata frames of `podium.competitions.movielens_files`; None where the file is absent."""
+        from podium.competitions.movielens_files import find_files, read_movies, read_users
 
         files = find_files(data_dir)
         return (read_users(files.users) if files.users else None,
@@ -102,7 +102,7 @@ class MovieLens(Competition):
 
     # -- validation split ---------------------------------------------------------------------
     def split(self, table: pd.DataFrame, config: dict) -> pd.DataFrame:
-        from ..pipeline.split import assign_split
+        from podium.core.split import assign_split
 
         strategy = config["data"]["split"]
         if strategy not in ("random", "stratified"):
@@ -125,7 +125,7 @@ class MovieLens(Competition):
     def validate_submission(self, frame: pd.DataFrame, data_dir: Path | None = None) -> list[str]:
         """Header, one row per pair, finite ratings; with `data_dir`: ratings inside the data's range and,
         when it has a pairs file, exactly its pairs."""
-        from ..submissions.validate import id_text, validate_frame
+        from podium.core.submission_format import id_text, validate_frame
 
         header = self.submission_header()
         if [str(c) for c in frame.columns] != header:
@@ -170,7 +170,7 @@ class MovieLens(Competition):
         Ratings follow a planted rank-3 structure with user and movie biases and a little noise;
         the first genres follow the movies' planted factors, so metadata carries signal too.
         """
-        from ..files import atomic_write_text
+        from podium.files import atomic_write_text
 
         out_dir = Path(out_dir)
         rng = np.random.default_rng(seed)

@@ -1,7 +1,7 @@
 """The one registry of competitions: `@register` on a plugin class adds it."""
 from __future__ import annotations
 
-from ..errors import PodiumError
+from podium.errors import PodiumError
 
 _PLUGINS: dict[str, type] = {}
 
@@ -17,13 +17,11 @@ def register(cls):
 
 
 def names() -> list[str]:
-    _load_builtin()
     return sorted(_PLUGINS)
 
 
 def get(name: str):
     """An instance of the plugin called `name` (or whose Kaggle slug is `name`)."""
-    _load_builtin()
     if name in _PLUGINS:
         return _PLUGINS[name]()
     for cls in _PLUGINS.values():
@@ -31,7 +29,3 @@ def get(name: str):
             return cls()
     raise PodiumError(f"unknown competition {name!r}; registered: {', '.join(sorted(_PLUGINS))}")
 
-
-def _load_builtin() -> None:
-    # Importing the package imports every built-in plugin module, which registers it.
-    from . import builtin  # noqa: F401

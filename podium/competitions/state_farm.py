@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import PodiumError
-from .base import Competition
-from .demo_images import demo_image
-from .registry import register
+from podium.errors import PodiumError
+from podium.competitions.base import Competition
+from podium.competitions.demo_images import demo_image
+from podium.competitions.registry import register
 
 _DRIVER_COLUMNS = ("subject", "classname", "img")
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -122,7 +122,7 @@ class StateFarm(Competition):
         return super().submission_frame(ids, probabilities)
 
     def default_config(self) -> dict:
-        from ..pipeline.config import IMAGE_DEFAULTS, deep_update
+        from podium.config import IMAGE_DEFAULTS, deep_update
 
         return deep_update(IMAGE_DEFAULTS, {
             "data": {"split": "group", "valid_fraction": 0.2, "sample_train": 400, "sample_valid": 200},

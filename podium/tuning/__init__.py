@@ -5,9 +5,9 @@ adjusts it (settings), each trial is one pipeline run scored on validation (obje
 live in an Optuna study in a database (study), workers share that study (workers), and the
 study's summary and plots go to its folder (report). Optuna is imported only when a search runs.
 """
-from .search import SAMPLE_WARNING, tune
-from .settings import TUNE_DEFAULTS, objective_metric, resolve_with_tune, search_space
-from .space import Param, SearchSpace, overrides_from_params
+from podium.tuning.search import SAMPLE_WARNING, tune
+from podium.tuning.settings import TUNE_DEFAULTS, objective_metric, resolve_with_tune, search_space
+from podium.tuning.space import Param, SearchSpace, overrides_from_params
 
 __all__ = ["SAMPLE_WARNING", "TUNE_DEFAULTS", "Param", "SearchSpace", "objective_metric", "overrides_from_params",
            "resolve_with_tune", "search_space", "tune"]

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import PodiumError
-from .settings import resolve_with_tune
-from .space import overrides_from_params
-from .study import best_trial, display_url, load_study, study_paths
+from podium.errors import PodiumError
+from podium.tuning.settings import resolve_with_tune
+from podium.tuning.space import overrides_from_params
+from podium.tuning.study import best_trial, display_url, load_study, study_paths
 
 __all__ = ["run_config"]
 
@@ -42,7 +42,7 @@ def _report_differences(config: dict, trial_run: str | None) -> None:
     """Name the settings where this run departs from the best trial's (its score may then differ)."""
     if not trial_run or not (Path(trial_run) / "config.json").is_file():
         return
-    from ..files import read_json
+    from podium.files import read_json
 
     ours, theirs = _flatten(config), _flatten(read_json(Path(trial_run) / "config.json"))
     differing = sorted(key for key in ours.keys() | theirs.keys() if ours.get(key) != theirs.get(key))

@@ -12,8 +12,8 @@ import os
 import socket
 from pathlib import Path
 
-from ..errors import PodiumError
-from .space import SearchSpace, overrides_from_params
+from podium.errors import PodiumError
+from podium.tuning.space import SearchSpace, overrides_from_params
 
 __all__ = ["Objective"]
 
@@ -36,8 +36,8 @@ class Objective:
         import optuna
         from optuna_integration import KerasPruningCallback
 
-        from ..pipeline.config import merge
-        from ..pipeline.runner import start_run
+        from podium.config import merge
+        from podium.evaluation.runner import start_run
 
         tag = f"trial{trial.number:04d}"
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")  # which machine and process ran it

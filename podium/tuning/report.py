@@ -5,7 +5,7 @@ import io
 import warnings
 from pathlib import Path
 
-from ..files import write_json
+from podium.files import write_json
 
 __all__ = ["summarize", "write_report", "format_summary"]
 
@@ -62,7 +62,7 @@ def _plot(study, function_name: str, out: Path) -> str:
     import optuna
     from optuna.visualization import matplotlib as optuna_plots
 
-    from ..files import atomic_write_bytes
+    from podium.files import atomic_write_bytes
 
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if function_name == "plot_param_importances" and len(complete) < 2:

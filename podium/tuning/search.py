@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import PodiumError
-from .settings import objective_metric, resolve_with_tune, search_space
-from .study import display_url, finished_count, open_study, study_paths
-from .workers import TuneJob, optimize, run_workers
+from podium.errors import PodiumError
+from podium.tuning.settings import objective_metric, resolve_with_tune, search_space
+from podium.tuning.study import display_url, finished_count, open_study, study_paths
+from podium.tuning.workers import TuneJob, optimize, run_workers
 
 __all__ = ["tune", "SAMPLE_WARNING"]
 
@@ -19,7 +19,7 @@ def tune(plugin, data_dir: Path, *, trials: int, files=(), sets=(), study: str =
          storage: str | None = None, runs_root: Path = Path("runs"), sample: bool = False, jobs: int = 1,
          timeout: float | None = None) -> dict:
     """Search the plugin's space until the study has `trials` finished trials; return the summary."""
-    from .report import format_summary, write_report
+    from podium.tuning.report import format_summary, write_report
 
     if trials < 1:
         raise PodiumError(f"--trials must be at least 1, got {trials}")

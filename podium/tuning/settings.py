@@ -13,9 +13,9 @@ file works for `podium run` and `podium tune`.
 """
 from __future__ import annotations
 
-from ..errors import PodiumError
-from ..pipeline.config import deep_update, resolve
-from .space import SearchSpace
+from podium.errors import PodiumError
+from podium.config import deep_update, resolve
+from podium.tuning.space import SearchSpace
 
 __all__ = ["TUNE_DEFAULTS", "resolve_with_tune", "search_space", "objective_metric"]
 

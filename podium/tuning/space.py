@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..errors import PodiumError
+from podium.errors import PodiumError
 
 __all__ = ["Param", "SearchSpace", "overrides_from_params", "config_value"]
 
@@ -163,7 +163,7 @@ class SearchSpace:
 
     def check_against(self, config: dict, *, source: str) -> None:
         """Every key must be a setting of `config` that accepts every value the space can suggest."""
-        from ..pipeline.config import merge
+        from podium.config import merge
 
         for param in self.params:
             try:

@@ -11,7 +11,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import PodiumError
+from podium.errors import PodiumError
 
 __all__ = ["StudyPaths", "study_paths", "display_url", "open_study", "load_study", "finished_count", "best_trial"]
 

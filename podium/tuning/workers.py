@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from multiprocessing.connection import wait
 from pathlib import Path
 
-from ..errors import PodiumError
+from podium.errors import PodiumError
 
 __all__ = ["TuneJob", "optimize", "run_workers", "shares"]
 
@@ -46,10 +46,10 @@ def optimize(job: TuneJob, *, n_trials: int) -> None:
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
 
-    from ..competitions import get
-    from .objective import Objective
-    from .space import SearchSpace
-    from .study import finished_count, open_study
+    from podium.competitions import get
+    from podium.tuning.objective import Objective
+    from podium.tuning.space import SearchSpace
+    from podium.tuning.study import finished_count, open_study
 
     plugin = get(job.competition)
     space = SearchSpace.from_specs(job.space, source="search space")
@@ -77,7 +77,7 @@ def run_workers(job: TuneJob, *, remaining: int, jobs: int, trials_per_process: 
     of them (0: all) and is then replaced, until the share is used, the study has `job.trials`
     finished trials, or the timeout has passed.
     """
-    from .study import finished_count, load_study
+    from podium.tuning.study import finished_count, load_study
 
     context = multiprocessing.get_context("spawn")  # a fresh interpreter each: no forked TensorFlow state
     budgets = shares(remaining, jobs)

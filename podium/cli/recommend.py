@@ -1,0 +1,30 @@
+from pathlib import Path
+
+HELP = "Top-N movie recommendations for a user from a finished rating run (movies they rated are left out)."
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("run_dir", type=Path, help="a run directory of a rating competition (e.g. movielens)")
+    parser.add_argument("--user", required=True, type=int, metavar="ID", help="the user's id in the ratings file")
+    parser.add_argument("--top", type=int, default=10, metavar="N", help="how many movies (default 10)")
+    parser.add_argument("--out", type=Path, default=None, metavar="FILE",
+                        help="also write the list as CSV (never overwritten)")
+
+
+def run(args) -> int:
+    from podium.collab.recommend import recommend_from_run
+    from podium.files import atomic_write_text
+    from podium.core.rundir import load_run
+
+    load_run(args.run_dir)
+    table, known = recommend_from_run(args.run_dir, args.user, n=args.top)
+    if not known:
+        print(f"user {args.user} has no training ratings: ranked by the fallback, global mean plus movie bias")
+    print(f"top {len(table)} movies for user {args.user}:")
+    for row in table.itertuples(index=False):
+        title = row.title if isinstance(row.title, str) and row.title else f"movie {row.movieId}"
+        print(f"  {row.rank:3d}. {row.predicted_rating:.2f}  {title} (movieId {row.movieId})")
+    if args.out is not None:
+        atomic_write_text(args.out, table.to_csv(index=False, float_format="%.4f"), overwrite=False)
+        print(f"written to {args.out}")
+    return 0

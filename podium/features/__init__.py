@@ -1,1 +1,0 @@
-"""Frozen ImageNet backbones and the on-disk cache of their convolutional features."""

@@ -1,1 +1,0 @@
-"""Shared pipeline stages and the `podium` CLI."""

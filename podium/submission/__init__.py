@@ -1,0 +1,1 @@
+"""Check a submission file the way Kaggle would, before anything is uploaded."""

@@ -1,0 +1,189 @@
+"""Precomputed backbone features, cached on disk and reused.
+
+One entry per (backbone spec, file list, pass): `features.npy` written chunk by chunk as a
+NumPy memory map, and `manifest.json` saying how many chunks are done. A complete entry is
+served without building the backbone; an interrupted one resumes at its first unfinished
+chunk. Only one chunk of images is in memory at a time, whatever the number of images.
+Pass 0 is the plain images; pass k > 0 is a seeded augmented copy (for training and TTA).
+Given per-row boxes, an augmented pass moves them with its images (box-aware augmentation)
+and keeps the moved boxes beside the features (`boxes.npy`).
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from podium.errors import PodiumError
+from podium.files import read_json, write_json
+
+
+@dataclass
+class CachedFeatures:
+    array: np.ndarray  # read-only memory map, one row per path
+    bad_rows: np.ndarray  # rows whose image could not be read (skipped, left as zeros)
+    directory: Path
+    hit: bool  # True when nothing had to be computed
+    seconds: float
+    boxes: np.ndarray | None = None  # with `boxes` asked for: each row's box after its augmentation (NaN: none)
+
+
+def files_fingerprint(paths) -> str:
+    """Names, sizes and modification times: a changed or re-ordered file list is another entry."""
+    digest = hashlib.sha256()
+    for path in paths:
+        stat = Path(path).stat() if Path(path).exists() else None
+        digest.update(f"{path}|{stat.st_size if stat else -1}|{stat.st_mtime_ns if stat else -1}\n".encode())
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path):
+    """Hold an exclusive lock on `lock_path`: processes sharing a cache compute each entry once."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks; processes there must not fill one entry at once
+        yield
+        return
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class FeatureCache:
+    """Feature entries under `root`, keyed by everything that changes the numbers."""
+
+    def __init__(self, root: Path, *, chunk_size: int = 256, threads: int = 2):
+        self.root = Path(root)
+        self.chunk_size = int(chunk_size)
+        self.threads = threads
+        self._models: dict = {}  # built backbones, shared by the passes of one process
+
+    def key(self, spec, paths, *, pass_index: int = 0, augment: list | None = None, boxes=None) -> dict:
+        key = {**spec.cache_key(), "files": files_fingerprint(paths), "n": len(paths), "pass": int(pass_index),
+               "augment": augment if pass_index > 0 else None, "seed": spec.seed if pass_index > 0 else None}
+        if boxes is not None and pass_index > 0:
+            # A box-aware pipeline is another entry: it carries the moved boxes.
+            key["boxes"] = hashlib.sha256(np.ascontiguousarray(boxes, dtype=np.float32).tobytes()).hexdigest()[:16]
+        return key
+
+    def directory(self, spec, key: dict) -> Path:
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+        height, width = spec.size
+        return self.root / f"{spec.label}-{height}x{width}-p{key['pass']}-{digest}"
+
+    def features(self, spec, paths, *, pass_index: int = 0, augment: list | None = None,
+                 batch_size: int = 32, skip_bad_images: bool = False, label: str = "",
+                 boxes: np.ndarray | None = None) -> CachedFeatures:
+        """Features of `paths` through the frozen backbone, from the cache or computed (and cached) now.
+
+        `boxes`: one (x0, y0, x1, y1) per path in network-input pixels (NaN: none), moved with the
+        augmentation of a pass k > 0 and returned as `.boxes` (unchanged for the plain pass 0).
+        """
+        paths = [str(p) for p in paths]
+        if pass_index > 0 and not augment:
+            raise PodiumError("an augmented feature pass needs augment.transforms")
+        if boxes is not None:
+            boxes = np.asarray(boxes, dtype=np.float32)
+            if boxes.shape != (len(paths), 4):
+                raise PodiumError(f"feature cache: expected {len(paths)} boxes of 4 numbers, got shape {boxes.shape}")
+            if pass_index == 0:
+                return replace(self.features(spec, paths, batch_size=batch_size, skip_bad_images=skip_bad_images,
+                                             label=label), boxes=boxes)
+        key = self.key(spec, paths, pass_index=pass_index, augment=augment, boxes=boxes)
+        folder = self.directory(spec, key)
+        manifest_path = folder / "manifest.json"
+        manifest = read_json(manifest_path) if manifest_path.is_file() else None
+        if manifest is not None and manifest.get("key") != key:
+            raise PodiumError(f"feature cache {folder} holds another entry; delete that folder")
+        started = time.perf_counter()
+        if manifest is not None and manifest["complete"]:
+            return self._open(folder, manifest, hit=True, started=started)
+        folder.mkdir(parents=True, exist_ok=True)
+        with _exclusive(folder / ".lock"):
+            # Another process (e.g. a parallel tuning worker) may have computed this entry while we waited.
+            manifest = read_json(manifest_path) if manifest_path.is_file() else None
+            if manifest is not None and manifest["complete"]:
+                return self._open(folder, manifest, hit=True, started=started)
+            manifest = self._compute(spec, paths, folder, key, manifest, augment=augment, batch_size=batch_size,
+                                     skip_bad_images=skip_bad_images, label=label, boxes=boxes)
+        return self._open(folder, manifest, hit=False, started=started)
+
+    def _open(self, folder: Path, manifest: dict, *, hit: bool, started: float) -> CachedFeatures:
+        array = np.load(folder / "features.npy", mmap_mode="r")
+        boxes = np.load(folder / "boxes.npy") if "boxes" in manifest["key"] else None
+        return CachedFeatures(array=array, bad_rows=np.array(manifest["bad_rows"], dtype=np.int64),
+                              directory=folder, hit=hit, seconds=time.perf_counter() - started, boxes=boxes)
+
+    def _model(self, spec):
+        if spec not in self._models:
+            self._models[spec] = spec.build()
+        return self._models[spec]
+
+    def _compute(self, spec, paths, folder, key, manifest, *, augment, batch_size, skip_bad_images, label,
+                 boxes=None) -> dict:
+        import keras
+
+        from podium.vision.augment import build_augment
+        from podium.vision.boxes import load_batch_with_boxes
+        from podium.vision.images import load_batch
+
+        n = len(paths)
+        chunks = max(1, (n + self.chunk_size - 1) // self.chunk_size)
+        if manifest is None:
+            manifest = {"key": key, "chunk_size": self.chunk_size, "chunks": chunks, "chunks_done": 0,
+                        "bad_rows": [], "complete": False, "shape": None, "dtype": "float32"}
+        elif manifest["chunk_size"] != self.chunk_size:
+            raise PodiumError(f"feature cache {folder}: chunk size changed; delete that folder to start over")
+        done = int(manifest["chunks_done"])
+        model = self._model(spec)
+        pass_name = f"pass {key['pass']}" + (" (augmented)" if key["pass"] else "")
+        print(f"precompute {label or 'features'} {pass_name}: {n} images, {spec.label} {spec.size[0]}x{spec.size[1]}"
+              + (f", resuming at image {done * self.chunk_size}" if done else ""))
+        progress = keras.utils.Progbar(n, unit_name="image")
+        progress.update(min(done * self.chunk_size, n))
+        features = np.load(folder / "features.npy", mmap_mode="r+") if done else None
+        moved_boxes = None
+        if boxes is not None:
+            moved_boxes = np.lib.format.open_memmap(folder / "boxes.npy", mode="r+" if done else "w+",
+                                                    dtype=np.float32, shape=(n, 4))
+        for chunk in range(done, chunks):
+            start, stop = chunk * self.chunk_size, min((chunk + 1) * self.chunk_size, n)
+            # Seeded per chunk, so a resumed pass augments exactly as an uninterrupted one.
+            transform = build_augment(augment, seed=spec.seed * 1_000_003 + key["pass"] * 10_007 + chunk,
+                                      bbox=boxes is not None) if key["pass"] else None
+            if boxes is None:
+                pixels, ok = load_batch(paths[start:stop], spec.size, augment=transform,
+                                        skip_bad_images=skip_bad_images, threads=self.threads)
+            else:
+                pixels, ok, moved = load_batch_with_boxes(paths[start:stop], spec.size, augment=transform,
+                                                          boxes=boxes[start:stop], skip_bad_images=skip_bad_images,
+                                                          threads=self.threads)
+                moved_boxes[start:stop] = moved
+                moved_boxes.flush()
+            outputs = []
+            for offset in range(0, len(pixels), batch_size):
+                batch = spec.preprocess(pixels[offset:offset + batch_size])
+                outputs.append(keras.ops.convert_to_numpy(model(batch, training=False)))
+            values = np.concatenate(outputs).astype(np.float32)
+            if features is None:
+                manifest["shape"] = [n, *values.shape[1:]]
+                features = np.lib.format.open_memmap(folder / "features.npy", mode="w+", dtype=np.float32,
+                                                     shape=tuple(manifest["shape"]))
+            features[start:stop] = values
+            features.flush()
+            manifest["bad_rows"] += [start + int(i) for i in np.flatnonzero(~ok)]
+            manifest["chunks_done"] = chunk + 1
+            manifest["complete"] = chunk + 1 == chunks
+            write_json(folder / "manifest.json", manifest)
+            progress.update(stop)
+        del features, moved_boxes
+        return manifest

@@ -1,0 +1,163 @@
+"""Pseudo-labeling: train again on labelled rows plus test rows labelled by the current model.
+
+Every training batch mixes labelled rows with a fixed fraction of pseudo-labelled test rows
+(the course used about a quarter), so the labelled signal is never drowned out. Only test
+rows are pseudo-labelled; validation rows are neither labelled by the model nor trained on,
+so the validation score before and after stays honest.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from podium.errors import PodiumError
+from podium.vision.batches import RowSource, model_inputs, concatenate_parts
+
+
+class MixedBatches(keras.utils.PyDataset):
+    """Batches of `batch_size` rows, `fraction` of them drawn from `pseudo` sources, the rest from `labelled`.
+
+    An epoch is one shuffled pass over the labelled rows; pseudo rows are drawn without
+    replacement from a shuffled cycle that carries over between epochs, so every test row
+    is used about equally. The last batch keeps the same mix in proportion.
+    """
+
+    def __init__(self, labelled, pseudo, *, batch_size: int = 64, fraction: float = 0.25, seed: int = 0):
+        super().__init__()
+        fraction = float(fraction)
+        if not 0.0 < fraction < 1.0:
+            raise PodiumError(f"pseudo.fraction must be between 0 and 1 (the share of each batch), got {fraction}")
+        self.pseudo_per_batch = int(round(fraction * int(batch_size)))
+        if not 1 <= self.pseudo_per_batch < int(batch_size):
+            raise PodiumError(f"pseudo.fraction={fraction} with train.batch_size={batch_size} leaves "
+                              f"{self.pseudo_per_batch} pseudo-labelled rows per batch; need 1 to {int(batch_size) - 1}")
+        self.labelled = [s for s in labelled if len(s)]
+        self.pseudo = [s for s in pseudo if len(s)]
+        if not self.labelled or not self.pseudo:
+            raise PodiumError("mixed batches need labelled rows and pseudo-labelled rows")
+        self.sources = self.labelled + self.pseudo
+        self.batch_size = int(batch_size)
+        self.fraction = fraction
+        self.labelled_per_batch = self.batch_size - self.pseudo_per_batch
+        self._rng = np.random.default_rng(seed)
+        self._labelled_index = _index(self.labelled, offset=0)
+        self._pseudo_index = _index(self.pseudo, offset=len(self.labelled))
+        self._pseudo_cycle = np.zeros((0, 2), dtype=np.int64)
+        self._plan: list = []
+        self._new_epoch()
+
+    def __len__(self) -> int:
+        return (len(self._labelled_index) + self.labelled_per_batch - 1) // self.labelled_per_batch
+
+    def _new_epoch(self) -> None:
+        labelled = self._labelled_index[self._rng.permutation(len(self._labelled_index))]
+        self._plan = []
+        for index in range(len(self)):
+            chunk = labelled[index * self.labelled_per_batch:(index + 1) * self.labelled_per_batch]
+            wanted = self.pseudo_per_batch if len(chunk) == self.labelled_per_batch else \
+                max(1, int(round(len(chunk) * self.fraction / (1.0 - self.fraction))))
+            self._plan.append(np.concatenate([chunk, self._draw_pseudo(wanted)]))
+
+    def _draw_pseudo(self, count: int) -> np.ndarray:
+        while len(self._pseudo_cycle) < count:
+            shuffled = self._pseudo_index[self._rng.permutation(len(self._pseudo_index))]
+            self._pseudo_cycle = np.concatenate([self._pseudo_cycle, shuffled])
+        drawn, self._pseudo_cycle = self._pseudo_cycle[:count], self._pseudo_cycle[count:]
+        return drawn
+
+    def batch_plan(self, index: int) -> list[tuple[int, np.ndarray]]:
+        """(source number in `sources`, positions in that source) making up batch `index`."""
+        chunk = self._plan[index]
+        return [(k, chunk[chunk[:, 0] == k, 1]) for k in np.unique(chunk[:, 0])]
+
+    def is_pseudo(self, source_number: int) -> bool:
+        return source_number >= len(self.labelled)
+
+    def __getitem__(self, index):
+        x, y = concatenate_parts([self.sources[k].take(positions) for k, positions in self.batch_plan(index)])
+        return model_inputs(x), y
+
+    def on_epoch_end(self) -> None:
+        self._new_epoch()
+
+
+def _index(sources, *, offset: int) -> np.ndarray:
+    return np.concatenate([np.stack([np.full(len(s), offset + k), np.arange(len(s))], axis=1)
+                           for k, s in enumerate(sources)]).astype(np.int64)
+
+
+def pseudo_targets(probabilities: np.ndarray, *, soft: bool, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """(positions of the test rows kept, their targets): rows at least `threshold` confident,
+    with the predicted distribution (soft) or its arg-max as one-hot (hard)."""
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)
+    confidence = probabilities.max(axis=1)
+    kept = np.flatnonzero(confidence >= float(threshold))
+    if len(kept) == 0:
+        raise PodiumError(f"pseudo.threshold={threshold} keeps no test row (the most confident prediction is "
+                          f"{confidence.max():.3f}); lower it")
+    if soft:
+        targets = probabilities[kept]
+    else:
+        targets = np.eye(probabilities.shape[1])[probabilities[kept].argmax(axis=1)]
+    return kept, targets.astype(np.float32)
+
+
+def check_pseudo_config(pseudo: dict) -> None:
+    if int(pseudo["rounds"]) < 1:
+        raise PodiumError(f"pseudo.rounds must be at least 1, got {pseudo['rounds']}")
+    if not 0.0 <= float(pseudo["threshold"]) < 1.0:
+        raise PodiumError(f"pseudo.threshold must be in [0, 1), got {pseudo['threshold']}")
+
+
+def mixed_batches(data, test_probabilities: np.ndarray, *, seed: int) -> tuple[MixedBatches, int]:
+    """Mixed batches over the training passes and the same passes of the pseudo-labelled test rows."""
+    from podium.vision.pipeline import augmented_passes
+
+    config, pseudo = data.config, data.config["pseudo"]
+    kept, targets = pseudo_targets(test_probabilities, soft=bool(pseudo["soft"]), threshold=float(pseudo["threshold"]))
+    passes = range(augmented_passes(config) + 1)
+    pseudo_sources = []
+    for p in passes:
+        test = data.source("test", p, with_targets=False)
+        pseudo_sources.append(RowSource(test.inputs, test.rows[kept], targets, name=f"pseudo/p{p}"))
+    batches = MixedBatches([data.source("train", p) for p in passes], pseudo_sources,
+                           batch_size=int(config["train"]["batch_size"]), fraction=float(pseudo["fraction"]), seed=seed)
+    return batches, len(kept)
+
+
+def pseudo_label(data, model, run_dir: Path, valid_views, test_views, *, views: int):
+    """`pseudo.rounds` rounds of: label the test rows with the current model (TTA-averaged), train a
+    fresh head on mixed batches. Returns (model, valid views, test views, metrics before/after)."""
+    from podium.vision.pipeline import predict_views, train_head
+
+    config = data.config
+    check_pseudo_config(config["pseudo"])
+    if not len(data.test):
+        raise PodiumError("pseudo-labeling needs test images, and this data set has none")
+    plugin = data.plugin
+    valid_labels = data.labelled["label"].to_numpy()[data.valid_rows]
+    before = plugin.evaluate(valid_labels, np.mean(valid_views, axis=0))
+    metrics = {"val_log_loss_before_pseudo": before["val_log_loss"],
+               "val_accuracy_before_pseudo": before["val_accuracy"], "pseudo_rounds": []}
+    run_dir = Path(run_dir)
+    if (run_dir / "head.keras").is_file():
+        (run_dir / "head.keras").replace(run_dir / "head_before_pseudo.keras")
+    for round_number in range(1, int(config["pseudo"]["rounds"]) + 1):
+        test_probabilities = np.mean(test_views, axis=0)
+        batches, rows = mixed_batches(data, test_probabilities, seed=int(config["seed"]) + round_number)
+        print(f"pseudo-labeling round {round_number}: {rows} of {len(data.test)} test rows, "
+              f"{batches.pseudo_per_batch} of every {batches.batch_size} rows in a batch")
+        model = train_head(data, run_dir, name=f"pseudo{round_number}", batches=batches)
+        valid_views = predict_views(model, data, "valid", views)
+        test_views = predict_views(model, data, "test", views)
+        after = plugin.evaluate(valid_labels, np.mean(valid_views, axis=0))
+        metrics["pseudo_rounds"].append({"round": round_number, "pseudo_rows": rows, **after})
+        print(f"  validation log loss {metrics['val_log_loss_before_pseudo']:.4f} before pseudo-labeling, "
+              f"{after['val_log_loss']:.4f} after round {round_number}")
+    metrics.update({"val_log_loss_after_pseudo": after["val_log_loss"],
+                    "val_accuracy_after_pseudo": after["val_accuracy"]})
+    model.save(run_dir / "head.keras")  # what `podium predict` reloads
+    return model, valid_views, test_views, metrics
