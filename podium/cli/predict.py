@@ -15,12 +15,11 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from podium.files import read_json
     from podium.core.rundir import load_run
-    from podium.evaluation.runner import PREDICTORS, pipeline_function
+    from podium.evaluation.runner import pipeline_module
 
     load_run(args.run_dir)
     record = read_json(args.run_dir / "run.json")
-    predictor = pipeline_function(record["pipeline"], PREDICTORS)
-    result = predictor(args.run_dir, tta=args.tta, pairs=args.pairs, out=args.out)
+    result = pipeline_module(record["pipeline"]).predict_again(args.run_dir, tta=args.tta, pairs=args.pairs, out=args.out)
     for key, value in result.items():
         print(f"  {key:32s} {value:.4f}" if isinstance(value, float) else f"  {key:32s} {value}")
     return 0

@@ -19,7 +19,11 @@ from podium.files import atomic_write_bytes, atomic_write_text, unused_path
 from podium.collab.recommender import Recommender
 
 
-def run_collab(plugin, data_dir: Path, config: dict, run_dir: Path, *, sample: bool = False, callbacks=()) -> dict:
+def check(plugin, config: dict) -> None:
+    """Nothing to refuse beyond the config's own ranges (checked when it is resolved)."""
+
+
+def run(plugin, data_dir: Path, config: dict, run_dir: Path, *, sample: bool = False, callbacks=()) -> dict:
     """Train `config`'s model on the training split, score the validation split, write the run's files."""
     from podium.core.table import prepare_table
     from podium.core.writer import write_submission
@@ -76,7 +80,7 @@ def run_collab(plugin, data_dir: Path, config: dict, run_dir: Path, *, sample: b
     return metrics
 
 
-def predict_collab(run_dir: Path, *, tta=None, pairs: Path | None = None, out: Path | None = None) -> dict:
+def predict_again(run_dir: Path, *, tta=None, pairs: Path | None = None, out: Path | None = None) -> dict:
     """Predicted ratings for a CSV of (userId, movieId) pairs, written as userId,movieId,rating."""
     from podium.competitions.movielens_files import read_pairs
 

@@ -140,6 +140,8 @@ IMAGE_DEFAULTS: dict = {
         "cut_layer": "",  # empty: the backbone's last conv output
         "batch_size": 32,
         "workers": 1,
+        "precision": "float32",  # "float32", "mixed_float16" (GPU), "mixed_bfloat16" (TPU, recent CPUs/GPUs)
+        "data_parallel": False,  # split each batch over every local device (keras.distribution.DataParallel)
     },
     "augment": {
         # albumentations transforms: {"name": <class in albumentations>, ...its keyword arguments}

@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from podium import __version__
 from podium.errors import PodiumError
 from podium.files import read_json, write_json
 
@@ -40,3 +41,15 @@ def update_metrics(run_dir: Path, **values) -> dict:
     metrics.update(values)
     write_json(path, metrics)
     return metrics
+
+
+def write_run_record(run_dir: Path, plugin, data_dir: Path, config: dict, *, sample: bool, **extra) -> None:
+    """`config.json` (the resolved config, seed included) and `run.json` (what ran, on what, with which backend)."""
+    import os
+
+    write_json(Path(run_dir) / "config.json", config)
+    write_json(Path(run_dir) / "run.json", {
+        "competition": plugin.name, "data_dir": str(Path(data_dir).resolve()), "sample": bool(sample),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "pipeline": plugin.pipeline, "podium_version": __version__,
+        "backend": os.environ.get("KERAS_BACKEND", "tensorflow"), **extra,
+    })

@@ -10,26 +10,15 @@ cross-validations with the same folds can be ensembled.
 from __future__ import annotations
 
 import copy
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from podium import __version__
 from podium.errors import PodiumError
-from podium.files import atomic_write_text, write_json
-from podium.core.rundir import new_run_dir, update_metrics
-from podium.evaluation.runner import pipeline_function
-
-
-def _record(run_dir: Path, plugin, data_dir: Path, config: dict, sample: bool, **extra) -> None:
-    write_json(run_dir / "config.json", config)
-    write_json(run_dir / "run.json", {
-        "competition": plugin.name, "data_dir": str(Path(data_dir).resolve()), "sample": bool(sample),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "pipeline": plugin.pipeline, "podium_version": __version__,
-        **extra,
-    })
+from podium.files import atomic_write_text
+from podium.core.rundir import new_run_dir, update_metrics, write_run_record
+from podium.evaluation.runner import pipeline_module
 
 
 def run_folds(plugin, data_dir: Path, config: dict, *, runs_root: Path = Path("runs"), sample: bool = False,
@@ -43,18 +32,19 @@ def run_folds(plugin, data_dir: Path, config: dict, *, runs_root: Path = Path("r
     if folds < 2:
         raise PodiumError(f"cross-validation needs data.folds >= 2, got {folds}")
     cv_dir = new_run_dir(runs_root, plugin.name, tag or f"cv{folds}-s{config['seed']}{'-sample' if sample else ''}")
-    _record(cv_dir, plugin, data_dir, config, sample, folds=folds)
+    write_run_record(cv_dir, plugin, data_dir, config, sample=sample, folds=folds)
     print(f"cross-validation directory: {cv_dir}")
-    train = pipeline_function(plugin.pipeline)
+    pipeline = pipeline_module(plugin.pipeline)
+    pipeline.check(plugin, config)
     fold_metrics = []
     for fold in range(folds):
         fold_config = copy.deepcopy(config)
         fold_config["data"]["fold"] = fold
         fold_dir = cv_dir / f"fold{fold}"
         fold_dir.mkdir()
-        _record(fold_dir, plugin, data_dir, fold_config, sample, fold=fold)
+        write_run_record(fold_dir, plugin, data_dir, fold_config, sample=sample, fold=fold)
         print(f"\n== fold {fold + 1} of {folds} ==")
-        fold_metrics.append(update_metrics(fold_dir, **train(plugin, data_dir, fold_config, fold_dir, sample=sample)))
+        fold_metrics.append(update_metrics(fold_dir, **pipeline.run(plugin, data_dir, fold_config, fold_dir, sample=sample)))
     metrics = combine_folds(plugin, cv_dir, [cv_dir / f"fold{fold}" for fold in range(folds)], data_dir=data_dir)
     metrics[f"fold_val_{plugin.metric}"] = [m.get(f"val_{plugin.metric}") for m in fold_metrics]
     return cv_dir, update_metrics(cv_dir, **metrics)

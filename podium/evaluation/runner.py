@@ -1,39 +1,31 @@
-"""Start a run: resolve the config, create the run directory, record it, call the plugin's pipeline.
+"""Start a run: check the config, create the run directory, record it, run the plugin's pipeline.
 
-Pipelines are looked up by the plugin's `pipeline` name, so a new kind of competition
-brings one new pipeline function:
-`fn(plugin, data_dir, config, run_dir, *, sample, callbacks=()) -> metrics`.
+A pipeline is a module named by the plugin's `pipeline` with
+`check(plugin, config)` (every refusal, before anything is created),
+`run(plugin, data_dir, config, run_dir, *, sample, callbacks=()) -> metrics` and
+`predict_again(run_dir, *, tta=None, pairs=None, out=None) -> dict`, so a new kind of
+competition brings one new pipeline module.
 """
 from __future__ import annotations
 
 import importlib
-import time
 from pathlib import Path
 
-from podium import __version__
-from podium.errors import PodiumError
-from podium.files import write_json
 from podium.config import deep_update, resolve
-from podium.core.rundir import new_run_dir, update_metrics
+from podium.core.rundir import new_run_dir, update_metrics, write_run_record
+from podium.errors import PodiumError
 
-# pipeline name -> "module:function" that trains a run
+# pipeline name -> module
 PIPELINES = {
-    "image_classification": "podium.vision.pipeline:run_image_classification",
-    "collaborative_filtering": "podium.collab.run:run_collab",
-}
-# pipeline name -> "module:function" that predicts again from a finished run:
-# fn(run_dir, *, tta=None, pairs=None, out=None) -> dict of what it wrote and measured
-PREDICTORS = {
-    "image_classification": "podium.vision.pipeline:predict_again",
-    "collaborative_filtering": "podium.collab.run:predict_collab",
+    "image_classification": "podium.vision.pipeline",
+    "collaborative_filtering": "podium.collab.run",
 }
 
 
-def pipeline_function(name: str, table: dict = PIPELINES):
-    if name not in table:
-        raise PodiumError(f"unknown pipeline {name!r}; known: {', '.join(table)}")
-    module_name, function_name = table[name].split(":")
-    return getattr(importlib.import_module(module_name), function_name)
+def pipeline_module(name: str):
+    if name not in PIPELINES:
+        raise PodiumError(f"unknown pipeline {name!r}; known: {', '.join(PIPELINES)}")
+    return importlib.import_module(PIPELINES[name])
 
 
 def resolve_config(plugin, *, files=(), sets=(), overrides=None) -> dict:
@@ -49,19 +41,13 @@ def start_run(plugin, data_dir: Path, config: dict, *, runs_root: Path = Path("r
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise PodiumError(f"data folder {data_dir} not found")
+    pipeline = pipeline_module(plugin.pipeline)
+    pipeline.check(plugin, config)
     run_dir = new_run_dir(runs_root, plugin.name, tag or f"s{config['seed']}{'-sample' if sample else ''}")
-    write_json(run_dir / "config.json", config)
-    write_json(run_dir / "run.json", {
-        "competition": plugin.name,
-        "data_dir": str(data_dir.resolve()),
-        "sample": bool(sample),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "pipeline": plugin.pipeline,
-        "podium_version": __version__,
-    })
+    write_run_record(run_dir, plugin, data_dir, config, sample=sample)
     print(f"run directory: {run_dir}")
     hooks = {"callbacks": list(callbacks)} if callbacks else {}
-    metrics = pipeline_function(plugin.pipeline)(plugin, data_dir, config, run_dir, sample=sample, **hooks)
+    metrics = pipeline.run(plugin, data_dir, config, run_dir, sample=sample, **hooks)
     return run_dir, update_metrics(run_dir, **metrics)
 
 

@@ -191,7 +191,11 @@ def finish(plugin, data: ImageData, run_dir: Path, valid_views, test_views, *, d
     return metrics
 
 
-def run_image_classification(plugin, data_dir: Path, config: dict, run_dir: Path, *, sample: bool,
+def check(plugin, config: dict) -> None:
+    """Refusals of the stages' settings, before any run directory or feature exists."""
+
+
+def run(plugin, data_dir: Path, config: dict, run_dir: Path, *, sample: bool,
                              callbacks=()) -> dict:
     from podium.vision.training import plot_learning_curve
 
