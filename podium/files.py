@@ -9,16 +9,60 @@ from pathlib import Path
 from podium.errors import PodiumError
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, overwrite: bool = True) -> Path:
-    """Write to a temp file beside `path`, then rename, so readers never see half a file."""
+def current_umask() -> int:
+    """The process umask (reading it means setting it; set straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """The mode a plain `open(path, "w")` would give: 0o666 less the user's umask."""
+    return 0o666 & ~current_umask()
+
+
+def ensure_folder(path: Path, what: str = "folder") -> Path:
+    """Create `path` (and parents) as a folder; one line when a file stands in the way."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    for part in (path, *path.parents):
+        if part.exists() and not part.is_dir():
+            raise PodiumError(f"{what} {path}: {part} is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PodiumError(f"{what} {path} cannot be created: {exc.strerror or exc}") from None
+    return path
+
+
+def check_output_file(path: Path, what: str = "output file", *, overwrite: bool = False) -> Path:
+    """Refuse, before any work, an output path that is a folder, sits under a file, or exists (unless `overwrite`)."""
+    path = Path(path)
+    if path.is_dir():
+        raise PodiumError(f"{what} {path} is a folder; name a file")
+    if path.exists() and not overwrite:
+        raise PodiumError(f"{what} {path} already exists; refusing to overwrite it")
+    for part in path.parents:
+        if part.exists() and not part.is_dir():
+            raise PodiumError(f"{what} {path}: {part} is a file, not a folder")
+    return path
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, overwrite: bool = True) -> Path:
+    """Write to a temp file beside `path`, then rename, so readers never see half a file.
+
+    The file gets the mode a plain write would (0o666 less the umask), not mkstemp's 0o600,
+    so a shared cache or runs folder stays readable to a team-mate."""
+    path = Path(path)
+    if path.is_dir():
+        raise PodiumError(f"{path} is a folder; cannot write a file there")
+    ensure_folder(path.parent)
     if not overwrite and path.exists():
         raise PodiumError(f"{path} already exists; refusing to overwrite it")
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+        os.chmod(tmp, file_mode())
         if overwrite:
             os.replace(tmp, path)
         else:

@@ -1,12 +1,16 @@
 """Typed, nested configs: plugin defaults, then config files, then `--set key=value`.
 
 A config is a plain nested dict. The defaults fix each key's type; files and `--set`
-may only change known keys, and a value of the wrong type is one clear error.
+may only change known keys, and a value of the wrong type is one clear error. Each key's
+allowed values are declared beside its default (`IMAGE_RANGES` next to `IMAGE_DEFAULTS`;
+a plugin declares its own keys with `declare_ranges`) and checked by `resolve`, which every
+command calls before it creates anything.
 """
 from __future__ import annotations
 
 import copy
 import json
+import math
 import tomllib
 from pathlib import Path
 
@@ -97,16 +101,160 @@ def load_file(path: Path) -> dict:
         raise PodiumError(f"config file {path} cannot be parsed: {exc}") from None
 
 
-def resolve(defaults: dict, files=(), sets=(), overrides: dict | None = None) -> dict:
-    """Defaults < each config file in order < `overrides` (programmatic) < each `--set`."""
+def resolve(defaults: dict, files=(), sets=(), overrides: dict | None = None, *, ranges: dict | None = None) -> dict:
+    """Defaults < each config file in order < `overrides` (programmatic) < each `--set`; then every
+    declared range (see `check_ranges`), naming where an out-of-range value came from."""
     config = copy.deepcopy(defaults)
+    origin: dict[str, str] = {}
     for file in files:
-        config = merge(config, load_file(file), source=str(file))
+        layer = load_file(file)
+        config = merge(config, layer, source=str(file))
+        origin.update(dict.fromkeys(_dotted_keys(layer), str(file)))
     if overrides:
         config = merge(config, overrides, source="overrides")
+        origin.update(dict.fromkeys(_dotted_keys(overrides), "overrides"))
     for item in sets:
-        config = merge(config, parse_set(item), source=f"--set {item}")
+        layer = parse_set(item)
+        config = merge(config, layer, source=f"--set {item}")
+        origin.update(dict.fromkeys(_dotted_keys(layer), f"--set {item}"))
+    check_ranges(config, ranges, origin=origin)
     return config
+
+
+def _dotted_keys(tree: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        keys.append(dotted)
+        if isinstance(value, dict):
+            keys += _dotted_keys(value, f"{dotted}.")
+    return keys
+
+
+# -- allowed values -------------------------------------------------------------------------------
+class Allowed:
+    """One key's allowed values: `problem(value)` is None when fine, else what is wrong, in words."""
+
+    def __init__(self, test, text: str):
+        self._test, self.text = test, text
+
+    def problem(self, value) -> str | None:
+        try:
+            ok = bool(self._test(value))
+        except (TypeError, ValueError):
+            ok = False
+        return None if ok else f"must be {self.text}"
+
+    def __repr__(self) -> str:
+        return f"Allowed({self.text})"
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def at_least(low) -> Allowed:
+    return Allowed(lambda v: _number(v) and v >= low, f">= {low}")
+
+
+def above(low) -> Allowed:
+    return Allowed(lambda v: _number(v) and v > low, f"> {low}")
+
+
+def between(low, high, *, low_open: bool = False, high_open: bool = False) -> Allowed:
+    def test(v):
+        return (_number(v) and (v > low if low_open else v >= low) and (v < high if high_open else v <= high))
+    return Allowed(test, f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}")
+
+
+def one_of(*choices) -> Allowed:
+    return Allowed(lambda v: v in choices, "one of " + ", ".join(repr(c) for c in choices))
+
+
+def non_empty_text() -> Allowed:
+    return Allowed(lambda v: isinstance(v, str) and v.strip() != "", "a non-empty text")
+
+
+def int_list(length: int, low: int) -> Allowed:
+    return Allowed(lambda v: isinstance(v, list) and len(v) == length
+                   and all(isinstance(x, int) and not isinstance(x, bool) and x >= low for x in v),
+                   f"a list of {length} whole numbers, each >= {low}")
+
+
+def zero_or_at_least(low) -> Allowed:
+    return Allowed(lambda v: _number(v) and (v == 0 or v >= low), f"0 (off) or >= {low}")
+
+
+def _clip_ok(value) -> bool:
+    if isinstance(value, str) and value.strip().lower() in ("auto", "none"):
+        return True
+    return 0.0 <= float(value) < 0.5
+
+
+CLIP = Allowed(_clip_ok, "'auto', 'none' or a number in [0, 0.5)")
+
+# Ranges plugins declared for their own keys (see `declare_ranges`), by dotted key.
+_DECLARED: dict[str, Allowed] = {}
+
+
+def declare_ranges(ranges: dict) -> None:
+    """A plugin's ranges for its own keys, by dotted key (`{"collab.factors": at_least(1)}`); call it
+    at import, beside the plugin's defaults. `resolve` checks them wherever the key exists. A key
+    declared twice must be declared the same way."""
+    for key, allowed in ranges.items():
+        if key in _DECLARED and _DECLARED[key].text != allowed.text:
+            raise ValueError(f"config range of {key} declared twice: {_DECLARED[key].text} and {allowed.text}")
+        _DECLARED[key] = allowed
+
+
+def known_ranges(extra: dict | None = None) -> dict:
+    return {**IMAGE_RANGES, **_DECLARED, **(extra or {})}
+
+
+def check_ranges(config: dict, ranges: dict | None = None, *, origin: dict | None = None) -> dict:
+    """Refuse, in one line naming the key, its value and where it was set, any value outside its
+    declared range (shared, declared by plugins, or `ranges`); keys a config lacks are skipped."""
+    origin = origin or {}
+    for key, allowed in known_ranges(ranges).items():
+        found, value = _lookup(config, key)
+        if not found:
+            continue
+        problem = allowed.problem(value)
+        if problem:
+            where = origin.get(key) or next((origin[k] for k in _prefixes(key) if k in origin), "the defaults")
+            raise PodiumError(f"{where}: '{key}' {problem}, got {value!r}")
+    for key, allowed in _CROSS_CHECKS:
+        problem = allowed(config)
+        if problem:
+            raise PodiumError(f"{origin.get(key, 'config')}: {problem}")
+    return config
+
+
+def _prefixes(key: str) -> list[str]:
+    parts = key.split(".")
+    return [".".join(parts[:n]) for n in range(len(parts) - 1, 0, -1)]
+
+
+def _lookup(config: dict, key: str):
+    node = config
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
+def _fold_in_range(config: dict) -> str | None:
+    data = config.get("data")
+    if not isinstance(data, dict) or "folds" not in data or "fold" not in data:
+        return None
+    folds, fold = data["folds"], data["fold"]
+    if _number(folds) and folds >= 2 and _number(fold) and fold >= folds:
+        return f"'data.fold' must be below data.folds={folds}, got {fold}"
+    return None
+
+
+_CROSS_CHECKS = [("data.fold", _fold_in_range)]
 
 
 def deep_update(base: dict, updates: dict) -> dict:
@@ -193,4 +341,48 @@ IMAGE_DEFAULTS: dict = {
     "tta": {"views": 0},
     "submission": {"clip": "auto"},  # "auto" (tuned on validation), "none", or a number lo (hi = 1 - lo)
     "paths": {"cache": "cache"},
+}
+
+
+# Allowed values of the shared image keys, beside their defaults above.
+IMAGE_RANGES: dict = {
+    "seed": at_least(0),
+    "data.split": one_of("stratified", "group", "random"),
+    "data.valid_fraction": between(0, 1, low_open=True, high_open=True),
+    "data.folds": zero_or_at_least(2),
+    "data.fold": at_least(0),
+    "data.sample_train": at_least(1),
+    "data.sample_valid": at_least(1),
+    "image.backbone": non_empty_text(),
+    "image.weights": non_empty_text(),
+    "image.size": int_list(2, 32),
+    "image.batch_size": at_least(1),
+    "image.workers": at_least(1),
+    "image.precision": one_of("float32", "mixed_float16", "mixed_bfloat16"),
+    "image.data_parallel": one_of(True, False),
+    "augment.passes": at_least(0),
+    "head.kind": one_of("gap", "dense", "fcn"),
+    "head.units": at_least(1),
+    "head.dropout": between(0, 1, high_open=True),
+    "head.conv_layers": at_least(0),
+    "boxes.loss_weight": at_least(0),
+    "boxes.crop_margin": at_least(0),
+    "train.epochs": at_least(1),
+    "train.batch_size": at_least(1),
+    "train.lr": above(0),
+    "train.warmup_epochs": at_least(0),
+    "train.warmup_start": between(0, 1, low_open=True),
+    "train.anneal": one_of("cosine", "none"),
+    "train.patience": at_least(0),
+    "train.weight_decay": at_least(0),
+    "train.label_smoothing": between(0, 1, high_open=True),
+    "finetune.epochs": at_least(1),
+    "finetune.lr": above(0),
+    "finetune.batch_size": at_least(1),
+    "pseudo.fraction": between(0, 1, low_open=True, high_open=True),
+    "pseudo.threshold": between(0, 1, high_open=True),
+    "pseudo.rounds": at_least(1),
+    "tta.views": at_least(0),
+    "submission.clip": CLIP,
+    "paths.cache": non_empty_text(),
 }
