@@ -15,6 +15,9 @@ def run(args) -> int:
     from podium.competitions import get, names
     from podium.evaluation.demo import run_demo
 
+    from podium.cli.options import check_folder
+
+    check_folder(args.out, "--out")
     chosen = args.competitions or names()
     plugins = [get(name) for name in chosen]
     results = [run_demo(plugin, args.out, seed=args.seed) for plugin in plugins]

@@ -13,7 +13,13 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from podium.core.rundir import check_run
+    from podium.files import check_output_file
     from podium.vision.interpret.heatmap import write_heatmap
+
+    check_run(args.run_dir, model=True)
+    if args.out is not None:
+        check_output_file(args.out, "--out")
 
     result = write_heatmap(args.run_dir, args.image, out=args.out, class_name=args.class_name)
     print(f"{result['class']} (p={result['probability']:.3f} from the image alone): {result['path']}")

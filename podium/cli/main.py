@@ -6,6 +6,7 @@ import argparse
 import importlib
 import sys
 
+from podium.core.rundir import discard_unfinished_runs, unfinished_runs
 from podium.errors import PodiumError
 
 # Order is the order of `podium --help`: the workflow from files to a submission.
@@ -46,10 +47,16 @@ def main(argv=None) -> int:
     try:
         return int(args.handler(args) or 0)
     except PodiumError as exc:
-        print(f"podium {args.command}: error: {exc}", file=sys.stderr)
+        # A user's error: the run directories this command started hold nothing worth keeping.
+        removed = discard_unfinished_runs()
+        note = f" (removed the unfinished run directory {removed[-1]})" if removed else ""
+        print(f"podium {args.command}: error: {exc}{note}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"podium {args.command}: interrupted; finished work is kept and a rerun resumes it", file=sys.stderr)
+        left = unfinished_runs()
+        where = (f"; run directory {left[0]} did not finish: remove it (rm -r {left[0]})" if left else "")
+        print(f"podium {args.command}: interrupted{where}; cached features are kept and a rerun resumes them",
+              file=sys.stderr)
         return 130
 
 

@@ -1,4 +1,5 @@
-"""Arguments that many commands share, spelled once."""
+"""Arguments that many commands share, spelled once, and the checks of paths made before any work."""
+import argparse
 from pathlib import Path
 
 
@@ -12,3 +13,35 @@ def add_config_arguments(parser) -> None:
                         help="config file (.toml or .json); repeatable, later files win")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="sets",
                         help="override one config value, e.g. --set train.lr=0.001; repeatable")
+
+
+def count(low: int):
+    """An argparse type: a whole number >= `low` (argparse prints one usage line and exits 2 otherwise)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+    return parse
+
+
+def check_folder(path: Path, option: str) -> Path:
+    """Refuse, before any work, a folder option that names a file (or lies under one)."""
+    from podium.errors import PodiumError
+
+    path = Path(path)
+    for part in (path, *path.parents):
+        if part.exists() and not part.is_dir():
+            raise PodiumError(f"{option} {path}: {part} is a file; name a folder")
+    return path
+
+
+def check_config_paths(config: dict) -> dict:
+    """The config's folders (paths.cache), checked before any work."""
+    paths = config.get("paths") or {}
+    if isinstance(paths.get("cache"), str):
+        check_folder(Path(paths["cache"]), "paths.cache")
+    return config

@@ -1,12 +1,14 @@
 from pathlib import Path
 
+from podium.cli.options import count
+
 HELP = "Top-N movie recommendations for a user from a finished rating run (movies they rated are left out)."
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("run_dir", type=Path, help="a run directory of a rating competition (e.g. movielens)")
     parser.add_argument("--user", required=True, type=int, metavar="ID", help="the user's id in the ratings file")
-    parser.add_argument("--top", type=int, default=10, metavar="N", help="how many movies (default 10)")
+    parser.add_argument("--top", type=count(1), default=10, metavar="N", help="how many movies (default 10)")
     parser.add_argument("--out", type=Path, default=None, metavar="FILE",
                         help="also write the list as CSV (never overwritten)")
 
@@ -17,6 +19,10 @@ def run(args) -> int:
     from podium.core.rundir import load_run
 
     load_run(args.run_dir)
+    if args.out is not None:
+        from podium.files import check_output_file
+
+        check_output_file(args.out, "--out")
     table, known = recommend_from_run(args.run_dir, args.user, n=args.top)
     if not known:
         print(f"user {args.user} has no training ratings: ranked by the fallback, global mean plus movie bias")

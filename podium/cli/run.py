@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from podium.cli.options import add_competition_arguments, add_config_arguments
+from podium.cli.options import add_competition_arguments, add_config_arguments, check_config_paths, check_folder
 
 HELP = "Train on a competition's files and predict its test set into a new run directory."
 
@@ -22,8 +22,10 @@ def run(args) -> int:
     from podium.evaluation.runner import start_run
 
     plugin = get(args.competition)
+    check_folder(args.out, "--out")
     config = run_config(plugin, files=args.config, sets=args.sets, best_of=args.best_of, storage=args.storage,
                         runs_root=args.out, sample=args.sample)
+    check_config_paths(config)
     run_dir, metrics = start_run(plugin, args.data, config, runs_root=args.out, sample=args.sample)
     print_metrics(metrics)
     print(f"run: {run_dir}")

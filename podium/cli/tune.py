@@ -1,13 +1,13 @@
 from pathlib import Path
 
-from podium.cli.options import add_competition_arguments, add_config_arguments
+from podium.cli.options import add_competition_arguments, add_config_arguments, check_folder, count
 
 HELP = "Search hyper-parameters with Optuna on cached features: pruned, resumable, parallel."
 
 
 def add_arguments(parser) -> None:
     add_competition_arguments(parser)
-    parser.add_argument("--trials", required=True, type=int, metavar="N",
+    parser.add_argument("--trials", required=True, type=count(1), metavar="N",
                         help="finished (complete or pruned) trials the study should have; a rerun runs the rest")
     parser.add_argument("--timeout", type=float, default=None, metavar="S",
                         help="stop starting new trials after S seconds (per worker)")
@@ -16,7 +16,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--storage", default=None, metavar="URL",
                         help="database URL shared by several machines, e.g. postgresql://user:pass@host/db "
                              "(default: sqlite file study.db in the study's folder)")
-    parser.add_argument("--jobs", type=int, default=1, metavar="J", help="worker processes on this machine")
+    parser.add_argument("--jobs", type=count(1), default=1, metavar="J", help="worker processes on this machine")
     parser.add_argument("--sample", action="store_true",
                         help="tune on the seeded sample set (fast; regularisation found there does not transfer)")
     add_config_arguments(parser)
@@ -27,6 +27,7 @@ def run(args) -> int:
     from podium.competitions import get
     from podium.tuning import tune
 
+    check_folder(args.out, "--out")
     summary = tune(get(args.competition), args.data, trials=args.trials, files=args.config, sets=args.sets,
                    study=args.study, storage=args.storage, runs_root=args.out, sample=args.sample, jobs=args.jobs,
                    timeout=args.timeout)

@@ -20,6 +20,7 @@ import pandas as pd
 
 from podium.errors import PodiumError
 from podium.core.annotations import BOX_COLUMNS
+from podium.core.imagefiles import BAD_IMAGE_COLUMN
 from podium.competitions.base import Competition
 from podium.competitions.registry import register
 
@@ -69,16 +70,27 @@ class Fisheries(Competition):
             raise PodiumError(f"{train_dir} holds no images")
         if not (table["split"] == "test").any():
             raise PodiumError(f"{stage1_dir} holds no images")
-        sizes = image_sizes(table["path"].tolist())
+        # Unreadable images get size 0x0 and are marked; prepare_table refuses them or, under
+        # data.skip_bad_images, lets the feature cache skip and count them like any other reader.
+        sizes = image_sizes(table["path"].tolist(), skip_bad_images=True)
         table["width"], table["height"] = sizes[:, 0], sizes[:, 1]
         table["size"] = [f"{w}x{h}" for w, h in sizes]
         table.insert(3, "group", table["size"])  # the camera, i.e. the boat
+        bad = sizes[:, 0] == 0
+        if bad.any():
+            table[BAD_IMAGE_COLUMN] = bad
         return _add_boxes(table, data_dir)
 
     def _check_sample_submission(self, path: Path) -> None:
         if not path.is_file():
             return
-        header = path.read_text().splitlines()[0].strip().split(",") if path.stat().st_size else []
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise PodiumError(f"{path} is not UTF-8 CSV text (is it the sample submission?)") from None
+        except OSError as exc:
+            raise PodiumError(f"{path} cannot be read: {exc.strerror or exc}") from None
+        header = text.splitlines()[0].strip().split(",") if text.strip() else []
         if header != self.submission_header():
             raise PodiumError(f"{path}: header is {','.join(header)!r}, expected {','.join(self.submission_header())!r}"
                               " (is this the Fisheries Monitoring data?)")
@@ -124,9 +136,14 @@ def _add_boxes(table: pd.DataFrame, data_dir: Path) -> pd.DataFrame:
         path = data_dir / f"{name.lower()}_labels.json"
         if not path.is_file():
             continue
-        by_file = read_box_file(path)
+        notes: list[str] = []
+        by_file = read_box_file(path, notes=notes)
+        for note in notes:
+            print(f"fisheries: {note}")
         rows = np.flatnonzero(((table["split"] == "train") & (table["label"] == name)).to_numpy())
         for row in rows:
+            if table["width"].iat[row] == 0:  # unreadable image: no size to clip its boxes to
+                continue
             box = largest_box(by_file.get(table["id"].iat[row], ()), table["width"].iat[row], table["height"].iat[row])
             if box is not None:
                 found[row] = box

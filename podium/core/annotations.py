@@ -15,18 +15,25 @@ BOX_COLUMNS = ("bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1")
 BOX_FIELDS = ("x", "y", "width", "height")
 
 
-def read_box_file(path: Path) -> dict[str, list[tuple]]:
+def read_box_file(path: Path, *, notes: list | None = None) -> dict[str, list[tuple]]:
     """File name -> its boxes (x0, y0, x1, y1) from a JSON list of
     `{"filename": ..., "annotations": [{"x", "y", "width", "height"}, ...]}` (the Fisheries forum format).
 
     An entry with an empty annotation list is an image without a box. A malformed entry is one
-    error naming the file, the entry's index and what is wrong.
+    error naming the file, the entry's index and what is wrong. A box with a negative width or
+    height (drawn right to left or bottom to top) keeps its area: its corners are swapped, and
+    one line per file saying how many is appended to `notes`; so is a count of zero-size boxes, ignored.
     """
     path = Path(path)
     try:
-        entries = json.loads(path.read_text())
+        entries = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise PodiumError(f"{path} is not UTF-8 JSON text (is it a box file?)") from None
+    except OSError as exc:
+        raise PodiumError(f"{path} cannot be read: {exc.strerror or exc}") from None
     except json.JSONDecodeError as exc:
         raise PodiumError(f"{path} is not valid JSON: {exc}") from None
+    flipped, first_flipped, empty, first_empty = 0, "", 0, ""
     if not isinstance(entries, list):
         raise PodiumError(f"{path}: expected a JSON list of entries, got {type(entries).__name__}")
     boxes: dict[str, list[tuple]] = {}
@@ -51,7 +58,19 @@ def read_box_file(path: Path) -> dict[str, list[tuple]]:
                     raise PodiumError(f"{where}, annotation {number}: '{name}' must be a number, got {short_json(value)}")
                 values.append(float(value))
             x, y, width, height = values
-            found.append((x, y, x + width, y + height))
+            if width == 0 or height == 0:
+                empty += 1
+                first_empty = first_empty or f"{where}, annotation {number}"
+                continue
+            if width < 0 or height < 0:
+                flipped += 1
+                first_flipped = first_flipped or f"{where}, annotation {number}"
+            found.append((min(x, x + width), min(y, y + height), max(x, x + width), max(y, y + height)))
+    if flipped and notes is not None:
+        notes.append(f"{path}: {flipped} boxes with a negative width or height (first: {first_flipped}) "
+                     "were read with their corners swapped")
+    if empty and notes is not None:
+        notes.append(f"{path}: {empty} boxes of zero width or height (first: {first_empty}) were ignored")
     return boxes
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from podium.errors import PodiumError
-from podium.files import read_json, unused_path, write_json
+from podium.files import check_output_file, read_json, unused_path, write_json
 from podium.core.rundir import load_run
 
 
@@ -121,8 +121,7 @@ def _output_paths(run_dirs: list[Path], out, runs_root) -> tuple[Path, Path]:
     if report_path == out:
         raise PodiumError(f"--out {out}: the submission must not be a .json file (the report is written there)")
     for path in (out, report_path):
-        if path.exists():
-            raise PodiumError(f"{path} already exists; refusing to overwrite it")
+        check_output_file(path, "--out" if path == out else "ensemble report")
     return out, report_path
 
 

@@ -58,6 +58,60 @@ def _exclusive(lock_path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+MANIFEST_KEYS = ("key", "chunk_size", "chunks", "chunks_done", "bad_rows", "complete", "shape")
+
+
+def _read_manifest(folder: Path, key: dict) -> dict | None:
+    """The entry's manifest; None when there is none, {"damaged": True} when unreadable (then rebuilt)."""
+    path = folder / "manifest.json"
+    if not path.is_file():
+        return None
+    try:
+        manifest = read_json(path)
+    except PodiumError:
+        return {"damaged": True}
+    if not isinstance(manifest, dict) or any(name not in manifest for name in MANIFEST_KEYS):
+        return {"damaged": True}
+    if manifest["key"] != key:
+        raise PodiumError(f"feature cache {folder} holds another entry; delete that folder")
+    return manifest
+
+
+def _npy_shape(path: Path) -> tuple[tuple, np.dtype, int]:
+    """(shape, dtype, expected file size) from a .npy header, without reading the data."""
+    with open(path, "rb") as handle:
+        version = np.lib.format.read_magic(handle)
+        reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = reader(handle)
+        offset = handle.tell()
+    return tuple(shape), dtype, offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+
+
+def verify_entry(folder: Path, manifest: dict) -> str | None:
+    """What is wrong with a cache entry's files against its manifest (shape, dtype, size); None when sound."""
+    if manifest.get("damaged"):
+        return "its manifest is damaged"
+    if int(manifest["chunks_done"]) == 0:
+        return None
+    checks = [("features.npy", tuple(manifest["shape"] or ()), np.dtype(manifest.get("dtype", "float32")))]
+    if "boxes" in manifest["key"]:
+        checks.append(("boxes.npy", (int(manifest["key"]["n"]), 4), np.dtype(np.float32)))
+    for name, shape, dtype in checks:
+        path = folder / name
+        if not path.is_file():
+            return f"{name} is missing"
+        try:
+            found, found_dtype, size = _npy_shape(path)
+        except (ValueError, OSError, SyntaxError, EOFError) as exc:
+            return f"{name} is damaged ({exc})"
+        if found != shape or found_dtype != dtype:
+            return f"{name} holds {found} {found_dtype}, the manifest says {shape} {dtype}"
+        actual = path.stat().st_size
+        if actual < size:
+            return f"{name} is truncated ({actual} of {size} bytes)"
+    return None
+
+
 class FeatureCache:
     """Feature entries under `root`, keyed by everything that changes the numbers."""
 
@@ -100,17 +154,27 @@ class FeatureCache:
                                              label=label), boxes=boxes)
         key = self.key(spec, paths, pass_index=pass_index, augment=augment, boxes=boxes)
         folder = self.directory(spec, key)
-        manifest_path = folder / "manifest.json"
-        manifest = read_json(manifest_path) if manifest_path.is_file() else None
-        if manifest is not None and manifest.get("key") != key:
-            raise PodiumError(f"feature cache {folder} holds another entry; delete that folder")
+        if self.root.exists() and not self.root.is_dir():
+            raise PodiumError(f"feature cache {self.root} is a file, not a folder; check paths.cache")
+        manifest = _read_manifest(folder, key)
         started = time.perf_counter()
-        if manifest is not None and manifest["complete"]:
+        if manifest is not None and manifest.get("complete") and verify_entry(folder, manifest) is None:
             return self._open(folder, manifest, hit=True, started=started)
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise PodiumError(f"feature cache {folder} cannot be created: a file stands in the way; "
+                              "check paths.cache") from None
         with _exclusive(folder / ".lock"):
             # Another process (e.g. a parallel tuning worker) may have computed this entry while we waited.
-            manifest = read_json(manifest_path) if manifest_path.is_file() else None
+            manifest = _read_manifest(folder, key)
+            damage = verify_entry(folder, manifest) if manifest is not None else None
+            if damage is not None:
+                # A damaged entry (a deleted or truncated features.npy...) is computed again, from scratch.
+                print(f"feature cache {folder}: {damage}; computing this entry again")
+                for name in ("manifest.json", "features.npy", "boxes.npy"):
+                    (folder / name).unlink(missing_ok=True)
+                manifest = None
             if manifest is not None and manifest["complete"]:
                 return self._open(folder, manifest, hit=True, started=started)
             manifest = self._compute(spec, paths, folder, key, manifest, augment=augment, batch_size=batch_size,
@@ -118,6 +182,9 @@ class FeatureCache:
         return self._open(folder, manifest, hit=False, started=started)
 
     def _open(self, folder: Path, manifest: dict, *, hit: bool, started: float) -> CachedFeatures:
+        damage = verify_entry(folder, manifest)
+        if damage is not None:  # only after a compute just finished: a bug or a full disk, not a user's doing
+            raise PodiumError(f"feature cache {folder}: {damage}; delete that folder and run again")
         array = np.load(folder / "features.npy", mmap_mode="r")
         boxes = np.load(folder / "boxes.npy") if "boxes" in manifest["key"] else None
         return CachedFeatures(array=array, bad_rows=np.array(manifest["bad_rows"], dtype=np.int64),

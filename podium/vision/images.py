@@ -6,21 +6,17 @@ from concurrent.futures import ThreadPoolExecutor
 import keras
 import numpy as np
 
-from podium.errors import PodiumError
+from podium.core.imagefiles import BadImageError, decode_image
 
-
-class BadImageError(PodiumError):
-    """An image file that cannot be read or decoded."""
+__all__ = ["BadImageError", "load_image", "decode_images", "load_batch", "ImageDataset"]
 
 
 def load_image(path: str, size) -> np.ndarray:
-    """RGB uint8 array of shape (height, width, 3); raises BadImageError naming the file."""
+    """RGB uint8 array of shape (height, width, 3); raises BadImageError naming the file
+    (whatever the decoder's failure: see `podium.core.imagefiles.decode_image`)."""
     import cv2
 
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise BadImageError(f"cannot read image {path} (missing, corrupt or not an image); "
-                            "set data.skip_bad_images=true to skip such files")
+    image = decode_image(path)
     height, width = int(size[0]), int(size[1])
     if image.shape[:2] != (height, width):
         shrinking = image.shape[0] > height or image.shape[1] > width
