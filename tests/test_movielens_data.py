@@ -109,7 +109,7 @@ def test_canonical_table_split_and_sample(plugin, demo):
 
 def test_split_by_user_is_refused(plugin, demo):
     table = plugin.read_table(demo)
-    with pytest.raises(PodiumError, match="data.split for movielens must be random or stratified"):
+    with pytest.raises(PodiumError, match="data.split for movielens must be random, stratified or time"):
         plugin.split(table, resolve_config(plugin, overrides={"data": {"split": "group"}}))
 
 

@@ -16,6 +16,11 @@ from podium.errors import PodiumError
 MAX_TABLE_CELLS = 60_000_000
 # ML-1M's age groups, used for any age column.
 AGE_EDGES = (18, 25, 35, 45, 50, 56)
+# Rows per step when a pass over the ratings runs in chunks, so memory stays flat on memory-mapped arrays.
+CHUNK_ROWS = 1 << 20
+SECONDS_PER_DAY = 86_400
+# timeSVD++'s exponent of the user drift: dev(t) = sign(t - mean day) |t - mean day| ** 0.4 (Koren, 2009).
+DRIFT_POWER = 0.4
 
 
 @dataclass
@@ -27,7 +32,8 @@ class IdIndex:
 
     @classmethod
     def fit(cls, user_ids, movie_ids) -> "IdIndex":
-        return cls(np.unique(np.asarray(user_ids, dtype=np.int64)), np.unique(np.asarray(movie_ids, dtype=np.int64)))
+        """The distinct ids, found chunk by chunk so that memory-mapped ids are never loaded whole."""
+        return cls(_distinct(user_ids), _distinct(movie_ids))
 
     @property
     def n_users(self) -> int:
@@ -42,6 +48,17 @@ class IdIndex:
 
     def movie_index(self, ids) -> np.ndarray:
         return _lookup(self.movies, ids)
+
+
+def chunks(n: int):
+    """Slices of CHUNK_ROWS rows covering 0..n."""
+    return (slice(start, min(start + CHUNK_ROWS, n)) for start in range(0, n, CHUNK_ROWS))
+
+
+def _distinct(ids) -> np.ndarray:
+    ids = ids if isinstance(ids, np.ndarray) else np.asarray(ids, dtype=np.int64)
+    parts = [np.unique(np.asarray(ids[rows], dtype=np.int64)) for rows in chunks(len(ids))]
+    return np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
 
 
 def _lookup(known: np.ndarray, ids) -> np.ndarray:
@@ -68,22 +85,84 @@ class Baseline:
     @classmethod
     def fit(cls, users: np.ndarray, movies: np.ndarray, ratings: np.ndarray, *, n_users: int, n_movies: int,
             user_shrinkage: float = 15.0, movie_shrinkage: float = 10.0, sweeps: int = 10) -> "Baseline":
-        ratings = np.asarray(ratings, dtype=np.float64)
-        mean = float(ratings.mean())
+        """Alternating sweeps over the ratings in chunks (arrays may be memory-mapped)."""
+        n = len(ratings)
+        mean = float(sum(np.asarray(ratings[rows], dtype=np.float64).sum() for rows in chunks(n)) / n)
+
+        def sums(index, other_index, other_bias, minlength):
+            total = np.zeros(minlength)
+            for rows in chunks(n):
+                residual = np.asarray(ratings[rows], dtype=np.float64) - mean - other_bias[other_index[rows]]
+                total += np.bincount(index[rows], residual, minlength=minlength)
+            return total
+
+        def counts(index, minlength):
+            return sum(np.bincount(index[rows], minlength=minlength) for rows in chunks(n))
+
         # Only ids without ratings can fall below 1 (their sums are 0): no 0/0 without shrinkage.
-        user_denominator = np.maximum(user_shrinkage + np.bincount(users, minlength=n_users), 1.0)
-        movie_denominator = np.maximum(movie_shrinkage + np.bincount(movies, minlength=n_movies), 1.0)
+        user_denominator = np.maximum(user_shrinkage + counts(users, n_users), 1.0)
+        movie_denominator = np.maximum(movie_shrinkage + counts(movies, n_movies), 1.0)
         user_bias, movie_bias = np.zeros(n_users), np.zeros(n_movies)
         for _ in range(sweeps):
-            residual = ratings - mean - user_bias[users]
-            movie_bias = np.bincount(movies, residual, minlength=n_movies) / movie_denominator
-            residual = ratings - mean - movie_bias[movies]
-            user_bias = np.bincount(users, residual, minlength=n_users) / user_denominator
+            movie_bias = sums(movies, users, user_bias, n_movies) / movie_denominator
+            user_bias = sums(users, movies, movie_bias, n_users) / user_denominator
         user_bias[0] = movie_bias[0] = 0.0
         return cls(mean, user_bias, movie_bias)
 
     def predict(self, users: np.ndarray, movies: np.ndarray) -> np.ndarray:
         return self.mean + self.user_bias[users] + self.movie_bias[movies]
+
+
+@dataclass
+class TimeFeatures:
+    """What the time-aware terms read of a rating's date: its time bin and its user's drift.
+
+    Bins split the training days evenly (a movie's popularity drifts slowly); the drift is
+    timeSVD++'s dev(t) = sign(t - t_u) |t - t_u| ** 0.4 in days, t_u the user's mean training day,
+    divided by its training RMS so one learning rate suits it. A date after training (the time
+    split's future) falls in the last bin; an unknown date (timestamp <= 0) is the last training day.
+    """
+
+    first_day: float
+    last_day: float
+    bins: int
+    user_mean_day: np.ndarray  # by user index; [0] (unseen) is the last training day
+    drift_scale: float
+
+    @classmethod
+    def fit(cls, users: np.ndarray, timestamps: np.ndarray, *, n_users: int, bins: int) -> "TimeFeatures":
+        n = len(timestamps)
+        first_day, last_day, day_sums = np.inf, -np.inf, np.zeros(n_users)
+        for rows in chunks(n):
+            days = np.asarray(timestamps[rows], dtype=np.float64) / SECONDS_PER_DAY
+            first_day, last_day = min(first_day, days.min()), max(last_day, days.max())
+            day_sums += np.bincount(users[rows], days, minlength=n_users)
+        rated = sum(np.bincount(users[rows], minlength=n_users) for rows in chunks(n))
+        user_mean_day = np.where(rated > 0, day_sums / np.maximum(rated, 1), last_day)
+        features = cls(float(first_day), float(last_day), int(bins), user_mean_day, 1.0)
+        square_sum = sum(float((features.transform(users[rows], timestamps[rows])[1].astype(np.float64) ** 2).sum())
+                         for rows in chunks(n))
+        features.drift_scale = float(np.sqrt(square_sum / n)) or 1.0  # every user rating on one day: no drift
+        return features
+
+    def transform(self, users: np.ndarray, timestamps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(time bin (int32), scaled drift (float32)) of each rating."""
+        stamps = np.asarray(timestamps, dtype=np.float64)
+        days = np.where(stamps > 0, stamps / SECONDS_PER_DAY, self.last_day)
+        width = max(self.last_day - self.first_day, 1e-9) / self.bins
+        time_bin = np.clip(np.floor((days - self.first_day) / width), 0, self.bins - 1).astype(np.int32)
+        delta = days - self.user_mean_day[np.asarray(users)]
+        drift = np.sign(delta) * np.abs(delta) ** DRIFT_POWER / self.drift_scale
+        return time_bin, drift.astype(np.float32)
+
+    def state(self) -> dict:
+        return {"first_day": self.first_day, "last_day": self.last_day, "bins": self.bins,
+                "user_mean_day": self.user_mean_day.tolist(), "drift_scale": self.drift_scale}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "TimeFeatures":
+        return cls(state["first_day"], state["last_day"], state["bins"], np.asarray(state["user_mean_day"]),
+                   state["drift_scale"])
 
 
 def rated_table(rows: np.ndarray, columns: np.ndarray, *, n_rows: int, n_columns: int) -> np.ndarray:

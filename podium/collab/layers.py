@@ -1,4 +1,4 @@
-"""The two Keras layers the rating models need beyond Keras' own (registered, so model files load)."""
+"""The Keras layers the rating models need beyond Keras' own (registered, so model files load)."""
 from __future__ import annotations
 
 import math
@@ -66,3 +66,55 @@ class RatingSquash(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "low": self.low, "high": self.high, "mean": self.mean}
+
+
+@keras.saving.register_keras_serializable(package="podium")
+class BinnedBias(keras.layers.Layer):
+    """A bias per (row, time bin): a movie's popularity in each period (timeSVD++'s b_i,Bin(t)).
+
+    Called on [row index, bin index]; starts at zero, so it only learns what the static bias misses.
+    """
+
+    def __init__(self, rows: int, bins: int, *, l2: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.rows, self.bins, self.l2 = int(rows), int(bins), float(l2)
+
+    def build(self, input_shape):
+        self.biases = self.add_weight(shape=(self.rows * self.bins, 1), initializer="zeros", name="biases",
+                                      regularizer=keras.regularizers.L2(self.l2) if self.l2 else None)
+
+    def call(self, inputs):
+        row, time_bin = (ops.cast(value, "int32") for value in inputs)
+        return ops.take(self.biases, row * self.bins + time_bin, axis=0)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[0], 1)
+
+    def get_config(self):
+        return {**super().get_config(), "rows": self.rows, "bins": self.bins, "l2": self.l2}
+
+
+@keras.saving.register_keras_serializable(package="podium")
+class DriftBias(keras.layers.Layer):
+    """A per-row slope times the rating's drift: a user's bias moving with time (timeSVD++'s alpha_u dev_u(t)).
+
+    Called on [row index, drift value]; slopes start at zero.
+    """
+
+    def __init__(self, rows: int, *, l2: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.rows, self.l2 = int(rows), float(l2)
+
+    def build(self, input_shape):
+        self.slopes = self.add_weight(shape=(self.rows, 1), initializer="zeros", name="slopes",
+                                      regularizer=keras.regularizers.L2(self.l2) if self.l2 else None)
+
+    def call(self, inputs):
+        row, drift = inputs
+        return ops.take(self.slopes, ops.cast(row, "int32"), axis=0) * ops.expand_dims(ops.cast(drift, self.dtype), -1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[0], 1)
+
+    def get_config(self):
+        return {**super().get_config(), "rows": self.rows, "l2": self.l2}

@@ -6,7 +6,10 @@
   (user age group, gender, occupation; movie genres and decade).
 
 With `implicit`, a user's vector also sums embeddings of the movies they rated and a movie's the
-users who rated it (SVD++'s implicit feedback, both ways; training ratings only). Every embedding
+users who rated it (SVD++'s implicit feedback, both ways; the training ratings, plus the pairs to
+predict when the caller gives them: who rated what, never their ratings). With `time_bins`, two
+more inputs add timeSVD++'s drifting biases: a movie bias per time bin and a user slope times the
+rating's drift from the user's mean date (see `podium.collab.data.TimeFeatures`). Every embedding
 table has an L2 penalty. Named layers "user_vector", "movie_vector", "movie_offset" give analysis
 the learned movie representation and bias.
 """
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 import keras
 
-from podium.collab.layers import BagEmbedding, RatingSquash
+from podium.collab.layers import BagEmbedding, BinnedBias, DriftBias, RatingSquash
 
 KINDS = ("dot", "nn", "meta")
 
@@ -22,10 +25,13 @@ KINDS = ("dot", "nn", "meta")
 def build_model(kind: str, *, n_users: int, n_movies: int, rating_range: tuple[float, float], mean: float,
                 factors: int = 50, reg: float = 3e-4, bias_reg: float = 1e-5, implicit: bool = True,
                 units=(128, 32), dropout: float = 0.3, init_scale: float = 0.01,
-                user_features: int = 0, movie_features: int = 0) -> keras.Model:
+                user_features: int = 0, movie_features: int = 0, time_bins: int = 0,
+                time_reg: float = 1e-3) -> keras.Model:
     """The model for `kind`; BagEmbedding tables are zeros until filled (see `fill_tables`).
 
     `user_features` / `movie_features`: metadata vocabulary sizes ("meta" needs at least one).
+    `time_bins` > 0: the time-aware biases, with inputs "time_bin" and "drift" beside "user" and "movie";
+    `time_reg` is their L2 penalty (a bin or a slope has fewer ratings behind it than a static bias).
     """
     from podium.errors import PodiumError
 
@@ -72,11 +78,18 @@ def build_model(kind: str, *, n_users: int, n_movies: int, rating_range: tuple[f
         interaction = keras.layers.Dense(1, name="interaction")(hidden)
     else:
         interaction = keras.layers.Dot(axes=1, name="interaction")([user_vector, movie_vector])
+    inputs = {"user": user, "movie": movie}
+    if time_bins:
+        inputs["time_bin"] = keras.Input(shape=(), dtype="int32", name="time_bin")
+        inputs["drift"] = keras.Input(shape=(), dtype="float32", name="drift")
+        # Apart from "movie_offset", so the analysis still reads the movie's static bias.
+        offsets.append(BinnedBias(n_movies, time_bins, l2=time_reg, name="movie_time_bias")([movie, inputs["time_bin"]]))
+        offsets.append(DriftBias(n_users, l2=time_reg, name="user_drift")([user, inputs["drift"]]))
     score = keras.layers.Add(name="score")([interaction, *offsets])
     low, high = rating_range
     margin = (high - low) / 8
     rating = RatingSquash(low - margin, high + margin, mean, name="rating")(score)
-    return keras.Model({"user": user, "movie": movie}, rating, name=f"{kind}_model")
+    return keras.Model(inputs, rating, name=f"{kind}_model")
 
 
 def fill_tables(model: keras.Model, tables: dict) -> None:

@@ -19,8 +19,9 @@ from podium.files import atomic_write_bytes, atomic_write_text, unused_path
 from podium.collab.recommender import Recommender
 
 
-def check(plugin, config: dict) -> None:
-    """Nothing to refuse beyond the config's own ranges (checked when it is resolved)."""
+def check(plugin, config: dict, data_dir=None) -> list:
+    """No stages to check: the config's own ranges are checked when it is resolved."""
+    return []
 
 
 def run(plugin, data_dir: Path, config: dict, run_dir: Path, *, sample: bool = False, callbacks=()) -> dict:
@@ -41,13 +42,16 @@ def run(plugin, data_dir: Path, config: dict, run_dir: Path, *, sample: bool = F
           f"{train['movieId'].nunique():,} movies; {len(valid):,} validation ratings; "
           f"{len(test):,} test pairs; model: {config['model']['kind']}")
 
+    # The validation pairs stand for the test pairs, so both lend who-rated-what (never a rating) when asked.
+    implicit_pairs = pd.concat([valid, test])[["userId", "movieId"]] if config["model"]["pair_implicit"] else None
     recommender = Recommender.from_config(config).fit(
-        train.rename(columns={"label": "rating"}), users=users, movies=movies, callbacks=callbacks)
+        train.rename(columns={"label": "rating"}), users=users, movies=movies, implicit_pairs=implicit_pairs,
+        callbacks=callbacks)
     atomic_write_text(run_dir / "history.csv", recommender.history.to_csv(index=False))
     plot_learning_curve(recommender.history, run_dir / "learning_curve.png")
 
     labels = valid["label"].to_numpy(dtype=np.float64)
-    predicted = recommender.predict(valid["userId"], valid["movieId"])
+    predicted = recommender.predict(valid["userId"], valid["movieId"], timestamps=valid["timestamp"])
     atomic_write_text(run_dir / "valid_predictions.csv",
                       pd.DataFrame({"id": valid["id"].to_numpy(), "label": labels, "rating": predicted})
                       .to_csv(index=False))
@@ -67,7 +71,7 @@ def run(plugin, data_dir: Path, config: dict, run_dir: Path, *, sample: bool = F
     }
 
     pairs, source = (test, "pairs file") if len(test) else (valid, "validation pairs")
-    pair_predictions = recommender.predict(pairs["userId"], pairs["movieId"])
+    pair_predictions = recommender.predict(pairs["userId"], pairs["movieId"], timestamps=pairs["timestamp"])
     atomic_write_text(run_dir / "test_predictions.csv",
                       pd.DataFrame({"id": pairs["id"].to_numpy(), "rating": pair_predictions}).to_csv(index=False))
     submission = write_submission(plugin, plugin.submission_frame(pairs["id"].tolist(), pair_predictions),
@@ -91,7 +95,7 @@ def predict_again(run_dir: Path, *, tta=None, pairs: Path | None = None, out: Pa
         raise PodiumError("give --pairs FILE: a CSV with userId,movieId columns, one pair per line")
     recommender = Recommender.load(run_dir)
     frame = read_pairs(Path(pairs))
-    predicted = recommender.predict(frame["userId"], frame["movieId"])
+    predicted = recommender.predict(frame["userId"], frame["movieId"], timestamps=frame["timestamp"])
     unseen_users, unseen_movies = recommender.unseen(frame["userId"], frame["movieId"])
     out = Path(out) if out is not None else unused_path(run_dir / f"predictions-{Path(pairs).stem}.csv")
     result = pd.DataFrame({"userId": frame["userId"], "movieId": frame["movieId"], "rating": predicted})

@@ -5,10 +5,13 @@ with optional `movies.csv` / `users.csv`, or ML-100K's `u.data` with optional `u
 the folder itself or its one subfolder holding them (as GroupLens zips unpack).
 
 Canonical table: one row per rating, id "userId:movieId", path "", label = the rating, group =
-the user, then userId, movieId, timestamp. Validation is a seeded random hold-out of ratings
-(data.valid_fraction) or fold data.fold of data.folds; never by user, since a held-out user would
-have nothing to be predicted from. Ids are re-indexed on the training ratings only; pairs with a
-user or movie unseen there get the fallback, global mean plus the known bias.
+the user, then userId, movieId, timestamp, line (of the ratings file). Validation is a seeded random
+hold-out of ratings (data.valid_fraction) or fold data.fold of data.folds, or, with data.split=time,
+every rating after the data.time_quantile quantile of the timestamps (the future, as Kaggle and
+production splits are); never by user, since a held-out user would have nothing to be predicted
+from. Ids are re-indexed on the training ratings only; pairs with a user or movie unseen there
+(first seen after a time cut-off, say) get the fallback, global mean plus the known bias.
+Ratings outside data.rating_scale are an error naming the file and line.
 
 Test set: MovieLens has none. When the folder holds `to_predict.csv` (userId,movieId) its pairs
 are the test rows, and the submission (userId,movieId,rating) must cover exactly them. Without
@@ -30,8 +33,11 @@ from podium.competitions.registry import register
 MOVIELENS_DEFAULTS: dict = {
     "seed": 42,
     "data": {
-        "split": "random",  # "random" or "stratified" (by rating value); never by user
+        "split": "random",  # "random", "stratified" (by rating value) or "time" (the latest ratings); never by user
         "valid_fraction": 0.2,
+        "time_quantile": 0.8,  # data.split=time: ratings after this quantile of the timestamps are validation
+        # MovieLens's scales: whole stars 1-5 (100K, 1M) and half stars 0.5-5 (10M, 20M, latest).
+        "rating_scale": [0.5, 5.0],
         "folds": 0,  # >= 2: validate on fold `data.fold` of a shuffled k-fold of the ratings
         "fold": 0,
         "sample_train": 20000,  # ratings in the --sample training set
@@ -46,6 +52,11 @@ MOVIELENS_DEFAULTS: dict = {
         "units": [128, 32],  # nn: dense layer widths
         "dropout": 0.3,  # nn: dropout on the vectors and after each dense layer
         "init_scale": 0.01,  # standard deviation of the initial embeddings
+        "time": False,  # timeSVD++'s drifting biases: a movie bias per time bin, a user slope over the date
+        "time_bins": 30,  # model.time: bins over the training days
+        "time_reg": 1e-3,  # model.time: L2 on the time-bin biases and drift slopes
+        # Implicit feedback also from the pairs to predict (validation and test): who rated what, never the rating.
+        "pair_implicit": True,
     },
     "train": {
         "epochs": 40,
@@ -81,8 +92,11 @@ class MovieLens(Competition):
         parts = [self._rows(ratings, ratings["rating"].to_numpy(dtype=np.float64), "train")]
         if files.pairs is not None:
             pairs = read_pairs(files.pairs)
-            parts.append(self._rows(pairs.assign(timestamp=0), np.full(len(pairs), np.nan), "test"))
-        return pd.concat(parts, ignore_index=True)
+            parts.append(self._rows(pairs, np.full(len(pairs), np.nan), "test"))
+        table = pd.concat(parts, ignore_index=True)
+        # `split` names the file of a rating outside the configured scale (it gets the table, not the folder).
+        table.attrs["ratings_file"] = str(files.ratings)
+        return table
 
     @staticmethod
     def _rows(frame: pd.DataFrame, labels: np.ndarray, split: str) -> pd.DataFrame:
@@ -90,7 +104,7 @@ class MovieLens(Competition):
         return pd.DataFrame({
             "id": [f"{u}:{m}" for u, m in zip(users, movies)], "path": "", "label": labels,
             "group": users.astype(str), "split": split, "userId": users, "movieId": movies,
-            "timestamp": frame["timestamp"].to_numpy()})
+            "timestamp": frame["timestamp"].to_numpy(), "line": frame["line"].to_numpy()})
 
     def read_metadata(self, data_dir: Path) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
         """(users, movies) metadata frames of `podium.competitions.movielens_files`; None where the file is absent."""
@@ -103,12 +117,44 @@ class MovieLens(Competition):
     # -- validation split ---------------------------------------------------------------------
     def split(self, table: pd.DataFrame, config: dict) -> pd.DataFrame:
         from podium.core.split import assign_split
+        from podium.competitions.movielens_files import check_rating_scale
 
-        strategy = config["data"]["split"]
+        data = config["data"]
+        scale = data["rating_scale"]
+        if len(scale) != 2 or not all(isinstance(v, (int, float)) for v in scale) or not scale[0] < scale[1]:
+            raise PodiumError(f"data.rating_scale must be [low, high] with low < high, got {scale!r}")
+        rated = table[table["split"] != "test"]
+        check_rating_scale(rated.rename(columns={"label": "rating"}), (float(scale[0]), float(scale[1])),
+                           table.attrs.get("ratings_file", "the ratings file"))
+        strategy = data["split"]
+        if strategy == "time":
+            return self._time_split(table, config)
         if strategy not in ("random", "stratified"):
-            raise PodiumError(f"data.split for {self.name} must be random or stratified, got {strategy!r}: a "
-                              "held-out user has no ratings in training to predict from")
+            raise PodiumError(f"data.split for {self.name} must be random, stratified or time, got {strategy!r}: "
+                              "a held-out user has no ratings in training to predict from")
         return assign_split(table, config)
+
+    @staticmethod
+    def _time_split(table: pd.DataFrame, config: dict) -> pd.DataFrame:
+        """Validation = every rating later than the cut-off, so no validation rating precedes a training one."""
+        data = config["data"]
+        if int(data["folds"]) > 1:
+            raise PodiumError("data.split=time has one cut-off, so no folds: set data.folds=0, or data.split=random")
+        quantile = float(data["time_quantile"])
+        if not 0.0 < quantile < 1.0:
+            raise PodiumError(f"data.time_quantile must be between 0 and 1, got {quantile}")
+        table = table.copy()
+        rated = (table["split"] != "test").to_numpy()
+        stamps = table["timestamp"].to_numpy()
+        # "lower" puts the cut on a real timestamp; ratings at the cut itself stay in training.
+        cut = np.quantile(stamps[rated], quantile, method="lower")
+        later = rated & (stamps > cut)
+        if not later.any():
+            raise PodiumError(f"data.split=time: no rating is later than the {quantile:g} quantile of the timestamps "
+                              "(are they all equal, or missing?); use data.split=random")
+        table.loc[rated, "split"] = "train"
+        table.loc[later, "split"] = "valid"
+        return table
 
     # -- submission -----------------------------------------------------------------------------
     def prediction_columns(self) -> list[str]:

@@ -8,8 +8,10 @@ Two layouts, chosen by which ratings file the folder holds:
 - ML-100K's `u.data` (tab-separated `user item rating timestamp`, no header), with optional
   `u.item` (`|`-separated, latin-1, 19 genre flags) and `u.user` (`id|age|gender|occupation|zip`).
 
-Beside either, an optional `to_predict.csv` (`userId,movieId`) lists pairs to predict.
+Beside either, an optional `to_predict.csv` (`userId,movieId[,timestamp]`) lists pairs to predict.
 A malformed row is one PodiumError naming the file and its line (counted from 1, header included).
+Ids are whole numbers read exactly from their text: one beyond int64 is an error naming its line,
+never a silently wrapped or rounded id.
 """
 from __future__ import annotations
 
@@ -75,8 +77,8 @@ def read_ratings(path: Path) -> pd.DataFrame:
         if "timestamp" not in frame.columns:
             frame["timestamp"] = "0"
     out = pd.DataFrame({
-        "userId": _integers(frame, "userId", path),
-        "movieId": _integers(frame, "movieId", path),
+        "userId": _ids(frame, "userId", path),
+        "movieId": _ids(frame, "movieId", path),
         "rating": _numbers(frame, "rating", path),
         "timestamp": _integers(frame, "timestamp", path),
         "line": frame["line"].to_numpy(),
@@ -92,14 +94,27 @@ def read_ratings(path: Path) -> pd.DataFrame:
     return out
 
 
+def check_rating_scale(ratings: pd.DataFrame, scale, path: Path) -> None:
+    """One error naming the file and line of the first rating outside `scale` (low, high), both included."""
+    low, high = scale
+    outside = ((ratings["rating"] < low) | (ratings["rating"] > high)).to_numpy()
+    if outside.any():
+        row = int(np.flatnonzero(outside)[0])
+        raise PodiumError(f"{path}, line {ratings['line'].iloc[row]}: rating {ratings['rating'].iloc[row]:g} is outside "
+                          f"the rating scale {low:g}-{high:g}; if the data uses another scale, declare it with "
+                          f"--set data.rating_scale=[low,high]")
+
+
 def read_pairs(path: Path) -> pd.DataFrame:
-    """userId, movieId (int64), line: the (user, movie) pairs of a CSV with those two columns (others ignored)."""
+    """userId, movieId (int64), timestamp (int64; 0 = unknown when the file has none), line: the (user, movie)
+    pairs of a CSV with those columns (others ignored)."""
     path = Path(path)
     if not path.is_file():
         raise PodiumError(f"pairs file {path} not found")
     frame = _read_text_table(path, sep=",", required=["userId", "movieId"])
-    return pd.DataFrame({"userId": _integers(frame, "userId", path), "movieId": _integers(frame, "movieId", path),
-                         "line": frame["line"].to_numpy()})
+    timestamps = _integers(frame, "timestamp", path) if "timestamp" in frame.columns else np.zeros(len(frame), np.int64)
+    return pd.DataFrame({"userId": _ids(frame, "userId", path), "movieId": _ids(frame, "movieId", path),
+                         "timestamp": timestamps, "line": frame["line"].to_numpy()})
 
 
 def read_movies(path: Path) -> pd.DataFrame:
@@ -118,7 +133,7 @@ def read_movies(path: Path) -> pd.DataFrame:
         release_year = pd.Series(np.nan, index=frame.index)
     titles = frame["title"].fillna("").str.strip()
     year = titles.str.extract(_YEAR_IN_TITLE)[0].fillna(release_year)
-    return pd.DataFrame({"movieId": _integers(frame, "movieId", path), "title": titles.to_numpy(),
+    return pd.DataFrame({"movieId": _ids(frame, "movieId", path), "title": titles.to_numpy(),
                          "genres": genres, "year": pd.to_numeric(year, errors="coerce").to_numpy(dtype=float)})
 
 
@@ -129,7 +144,7 @@ def read_users(path: Path) -> pd.DataFrame:
         frame = _read_text_table(path, sep="|", names=["userId", "age", "gender", "occupation", "zip"])
     else:
         frame = _read_text_table(path, sep=",", required=["userId", "age", "gender", "occupation"])
-    return pd.DataFrame({"userId": _integers(frame, "userId", path), "age": _integers(frame, "age", path),
+    return pd.DataFrame({"userId": _ids(frame, "userId", path), "age": _integers(frame, "age", path),
                          "gender": frame["gender"].fillna("").str.strip().to_numpy(),
                          "occupation": frame["occupation"].fillna("").str.strip().to_numpy()})
 
@@ -161,13 +176,36 @@ def _read_text_table(path: Path, *, sep: str, names=None, required=(), encoding:
 
 
 def _integers(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
-    values = _numbers(frame, column, path)
+    return _whole(_numbers(frame, column, path), frame, column, path)
+
+
+def _whole(values: np.ndarray, frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
     fractional = values != np.round(values)
     if fractional.any():
         row = int(np.flatnonzero(fractional)[0])
         raise PodiumError(f"{path}, line {frame['line'].iloc[row]}: {column} {frame[column].iloc[row]!r} "
                           "is not a whole number")
     return values.astype(np.int64)
+
+
+def _ids(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
+    """Whole numbers in int64, exact: floats only see 53 bits, so long ids are converted from their text."""
+    numbers = _numbers(frame, column, path)
+    # Beyond 2**53 the float reading may be rounded, and beyond 2**63 it would wrap: the text is the truth there.
+    long = np.abs(numbers) >= 2.0 ** 53
+    values = _whole(np.where(long, 0.0, numbers), frame, column, path)
+    for row in np.flatnonzero(long):
+        text = str(frame[column].iloc[row]).strip()
+        try:
+            exact = int(text)
+        except ValueError:
+            raise PodiumError(f"{path}, line {frame['line'].iloc[row]}: {column} {text!r} is too large to be read "
+                              "exactly unless written as plain digits") from None
+        if not -2 ** 63 <= exact < 2 ** 63:
+            raise PodiumError(f"{path}, line {frame['line'].iloc[row]}: {column} {text!r} has {len(text)} digits, "
+                              "beyond the 64-bit integers podium keeps ids in (at most 19 digits)")
+        values[row] = exact
+    return values
 
 
 def _numbers(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
