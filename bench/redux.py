@@ -48,10 +48,10 @@ def main() -> None:
     from podium.competitions import get
     from podium.vision.batches import FeatureBatches
     from podium.config import deep_update
-    from podium.vision.stages.finetune import image_dataset
+    from podium.vision.learner import Learner
     from podium.vision.heads import build_head
-    from podium.vision.pipeline import load_image_data, predict_again
-    from podium.evaluation.runner import resolve_config, start_run
+    from podium.evaluation.runner import predict_again, resolve_config, start_run
+    from podium.vision.data import load_image_data
     from podium.vision.training import compile_model
 
     work = Path(tempfile.mkdtemp(prefix="podium-bench-redux-"))
@@ -88,7 +88,7 @@ def main() -> None:
     backbone = data.spec.build()
     inputs = keras.Input((args.size, args.size, 3))
     full = keras.Model(inputs, build_head(data.feature_shape, 2, config["head"])(backbone(inputs, training=False)))
-    jpegs = image_dataset(data, "train", shuffle=True, batch_size=64)
+    jpegs = Learner(data, None, on_images=True).dataset("train", targets=True, shuffle=True, batch_size=64)
     compile_model(full, config["train"], steps_per_epoch=len(jpegs), epochs=1)
     with timed(times, "epoch_jpeg"):
         full.fit(jpegs, epochs=1, verbose=0)

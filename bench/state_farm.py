@@ -75,7 +75,7 @@ def main() -> None:
     from podium.competitions import get
     from podium.tuning.augmentation import format_table, tune_augmentation
     from podium.config import deep_update
-    from podium.vision.pipeline import load_image_data
+    from podium.vision.data import load_image_data
     from podium.evaluation.runner import resolve_config, start_run
 
     work = Path(tempfile.mkdtemp(prefix="podium-bench-state-farm-"))

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from podium.errors import PodiumError
-from podium.vision.batches import FeatureBatches, RowSource, predict_rows
+from podium.vision.batches import FeatureBatches, RowSource
 from podium.config import IMAGE_DEFAULTS
 from podium.vision.heads import build_head
 from podium.vision.training import WarmupAnneal, fit
@@ -62,7 +62,7 @@ def test_training_on_cached_features_learns_and_keeps_the_best_epoch(tmp_path):
                   train_config=config, run_dir=tmp_path, verbose=0)
     assert history["val_loss"][-1] < history["val_loss"][0]
     assert (tmp_path / "head.keras").is_file() and (tmp_path / "history_head.csv").is_file()
-    predictions = predict_rows(model, valid)
+    predictions = model.predict(FeatureBatches([valid], batch_size=64), verbose=0)
     assert (predictions.argmax(axis=1) == y[120:]).mean() > 0.8
 
 
@@ -77,5 +77,5 @@ def test_batches_cover_every_row_once_per_epoch_and_predict_keeps_row_order():
     import keras
 
     identity = keras.Sequential([keras.Input((1,)), keras.layers.Identity()])
-    out = predict_rows(identity, source, batch_size=3)
+    out = identity.predict(FeatureBatches([source], batch_size=3), verbose=0)
     assert out[:, 0].tolist() == [5, 3, 9, 1, 7, 0, 2]

@@ -8,7 +8,7 @@ import pytest
 from podium.errors import PodiumError
 from podium.config import IMAGE_DEFAULTS, deep_update
 from podium.vision.heads import build_head
-from podium.vision.pipeline import ImageData
+from podium.vision.data import ImageData
 from podium.vision.metadata import MetadataEncoder, fit_metadata
 
 

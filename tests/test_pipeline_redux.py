@@ -70,7 +70,7 @@ def test_second_run_hits_the_cache_and_gets_its_own_directory(first_run, redux_d
 
 
 def test_predict_again_with_tta_writes_new_files(first_run):
-    from podium.vision.pipeline import predict_again
+    from podium.evaluation.runner import predict_again
 
     run_dir = first_run[2]
     before = (run_dir / "submission.csv").read_bytes()

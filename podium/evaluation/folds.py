@@ -17,7 +17,7 @@ import pandas as pd
 
 from podium.errors import PodiumError
 from podium.files import atomic_write_text
-from podium.core.rundir import new_run_dir, update_metrics, write_run_record
+from podium.core.rundir import complete_run, create_run_folder, new_run_dir, update_metrics, write_run_record
 from podium.evaluation.runner import pipeline_module
 
 
@@ -31,23 +31,26 @@ def run_folds(plugin, data_dir: Path, config: dict, *, runs_root: Path = Path("r
     folds = int(config["data"]["folds"])
     if folds < 2:
         raise PodiumError(f"cross-validation needs data.folds >= 2, got {folds}")
+    pipeline = pipeline_module(plugin.pipeline)
+    stages = pipeline.check(plugin, config, data_dir=data_dir)  # every refusal before the directory exists
     cv_dir = new_run_dir(runs_root, plugin.name, tag or f"cv{folds}-s{config['seed']}{'-sample' if sample else ''}")
     write_run_record(cv_dir, plugin, data_dir, config, sample=sample, folds=folds)
     print(f"cross-validation directory: {cv_dir}")
-    pipeline = pipeline_module(plugin.pipeline)
-    pipeline.check(plugin, config)
+    hooks = {"stages": stages} if stages else {}
     fold_metrics = []
     for fold in range(folds):
         fold_config = copy.deepcopy(config)
         fold_config["data"]["fold"] = fold
         fold_dir = cv_dir / f"fold{fold}"
-        fold_dir.mkdir()
+        create_run_folder(fold_dir)
         write_run_record(fold_dir, plugin, data_dir, fold_config, sample=sample, fold=fold)
         print(f"\n== fold {fold + 1} of {folds} ==")
-        fold_metrics.append(update_metrics(fold_dir, **pipeline.run(plugin, data_dir, fold_config, fold_dir, sample=sample)))
+        fold_metrics.append(update_metrics(fold_dir, **pipeline.run(plugin, data_dir, fold_config, fold_dir, sample=sample, **hooks)))
+        complete_run(fold_dir)
     metrics = combine_folds(plugin, cv_dir, [cv_dir / f"fold{fold}" for fold in range(folds)], data_dir=data_dir)
     metrics[f"fold_val_{plugin.metric}"] = [m.get(f"val_{plugin.metric}") for m in fold_metrics]
-    return cv_dir, update_metrics(cv_dir, **metrics)
+    metrics = update_metrics(cv_dir, **metrics)
+    return complete_run(cv_dir), metrics  # only now does the folder look like a run
 
 
 def combine_folds(plugin, cv_dir: Path, fold_dirs, *, data_dir: Path) -> dict:

@@ -1,10 +1,11 @@
 """Start a run: check the config, create the run directory, record it, run the plugin's pipeline.
 
 A pipeline is a module named by the plugin's `pipeline` with
-`check(plugin, config)` (every refusal, before anything is created),
-`run(plugin, data_dir, config, run_dir, *, sample, callbacks=()) -> metrics` and
-`predict_again(run_dir, *, tta=None, pairs=None, out=None) -> dict`, so a new kind of
-competition brings one new pipeline module.
+`check(plugin, config, data_dir=None) -> stages` (every refusal, before anything is created; the
+enabled stages in order), `run(plugin, data_dir, config, run_dir, *, sample, callbacks=(), stages=...)
+-> metrics` and `predict_again(run_dir, *, tta=None, pairs=None, out=None, stages=...) -> dict`, so a
+new kind of competition brings one new pipeline module. The stages registered for a pipeline include
+the evaluation layer's own (calibration, clipping, the submission), registered by importing them here.
 """
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ import importlib
 from pathlib import Path
 
 from podium.config import deep_update, resolve
-from podium.core.rundir import new_run_dir, update_metrics, write_run_record
+from podium.core.rundir import complete_run, load_run, new_run_dir, update_metrics, write_run_record
+from podium.core.stage import registered_stages
 from podium.errors import PodiumError
+from podium.evaluation import finish  # noqa: F401  (registers the evaluation stages)
+from podium.files import read_json
 
 # pipeline name -> module
 PIPELINES = {
@@ -42,15 +46,28 @@ def start_run(plugin, data_dir: Path, config: dict, *, runs_root: Path = Path("r
     if not data_dir.is_dir():
         raise PodiumError(f"data folder {data_dir} not found")
     pipeline = pipeline_module(plugin.pipeline)
-    pipeline.check(plugin, config)
+    stages = pipeline.check(plugin, config, data_dir=data_dir)
     run_dir = new_run_dir(runs_root, plugin.name, tag or f"s{config['seed']}{'-sample' if sample else ''}")
     write_run_record(run_dir, plugin, data_dir, config, sample=sample)
     print(f"run directory: {run_dir}")
     hooks = {"callbacks": list(callbacks)} if callbacks else {}
+    if stages:
+        hooks["stages"] = stages
     metrics = pipeline.run(plugin, data_dir, config, run_dir, sample=sample, **hooks)
-    return run_dir, update_metrics(run_dir, **metrics)
+    metrics = update_metrics(run_dir, **metrics)
+    return complete_run(run_dir), metrics  # only now does the folder look like a run
 
 
 def demo_config(plugin, base: dict | None = None) -> dict:
     """The plugin's defaults with its demo overrides (small, offline, fast)."""
     return deep_update(base or plugin.default_config(), plugin.demo_overrides())
+
+
+def predict_again(run_dir: Path, **options) -> dict:
+    """Predict a finished run again through its pipeline (`podium predict`): new files beside the old ones."""
+    load_run(run_dir)
+    name = read_json(Path(run_dir) / "run.json")["pipeline"]
+    stages = [cls for cls in registered_stages(name) if cls.on_predict]
+    if stages:
+        options["stages"] = stages
+    return pipeline_module(name).predict_again(Path(run_dir), **options)

@@ -105,7 +105,7 @@ def combine(transforms: list) -> list:
 
 def sample_data(plugin, data_dir: Path, config: dict):
     """The sample set's training and validation rows with their plain features (no test images)."""
-    from podium.vision.pipeline import load_image_data
+    from podium.vision.data import load_image_data
 
     return load_image_data(plugin, data_dir, config, sample=True, with_test=False)
 
@@ -114,14 +114,11 @@ class Scorer:
     """Trains heads on the sample's training rows under a given augmentation and scores them on its validation rows."""
 
     def __init__(self, data, *, passes: int, repeats: int, work_dir: Path):
-        from podium.vision.batches import FeatureBatches
-
         self.data, self.passes, self.repeats, self.work_dir = data, int(passes), int(repeats), Path(work_dir)
         if self.passes < 1:
             raise PodiumError(f"augmentation tuning needs at least 1 augmented pass, got {passes}")
         if self.repeats < 1:
             raise PodiumError(f"repeats must be at least 1, got {repeats}")
-        self.valid_batches = FeatureBatches([data.source("valid")], batch_size=256)
         self.valid_labels = data.labelled["label"].to_numpy()[data.valid_rows]
 
     def sources(self, transforms: list | None) -> list:
@@ -147,24 +144,19 @@ class Scorer:
 
     def score(self, transforms: list | None) -> dict:
         """Validation metrics averaged over `repeats` seeds."""
-        import keras
-
-        from podium.vision.batches import FeatureBatches, predict_rows
-        from podium.vision.heads import build_head
-        from podium.vision.training import fit
+        from podium.vision.batches import FeatureBatches
+        from podium.vision.data import plain_data
+        from podium.vision.learner import Learner
 
         data, config = self.data, self.data.config
         sources = self.sources(transforms)
         runs = []
         for repeat in range(self.repeats):
             seed = int(config["seed"]) + repeat
-            keras.utils.set_random_seed(seed)
-            model = build_head(data.feature_shape, len(data.plugin.classes), config["head"],
-                               metadata_dim=data.metadata_dim, weight_decay=float(config["train"]["weight_decay"]))
+            trial = plain_data(data, config={**config, "seed": seed})
             batches = FeatureBatches(sources, batch_size=int(config["train"]["batch_size"]), shuffle=True, seed=seed)
-            fit(model, batches, self.valid_batches, train_config=config["train"], run_dir=self.work_dir,
-                name="aug_tuning", verbose=0)
-            runs.append(data.plugin.evaluate(self.valid_labels, predict_rows(model, data.source("valid", with_targets=False))))
+            learner = Learner.train_head(trial, self.work_dir, name="aug_tuning", batches=batches, verbose=0)
+            runs.append(data.plugin.evaluate(self.valid_labels, learner.predict("valid")))
         return {key: float(np.mean([run[key] for run in runs])) for key in runs[0]}
 
 

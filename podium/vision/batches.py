@@ -21,11 +21,13 @@ class RowSource:
         return len(self.rows)
 
     def take(self, positions: np.ndarray):
-        """Inputs and targets at `positions` (indices into `rows`), read in file order."""
-        order = np.argsort(self.rows[positions], kind="stable")
-        positions = positions[order]
+        """Inputs and targets at `positions` (indices into `rows`), in that order; the arrays (memory maps)
+        are read in file order, which is what makes a random batch cheap to read."""
         rows = self.rows[positions]
-        x = {name: np.asarray(array[rows]) for name, array in self.inputs.items()}
+        order = np.argsort(rows, kind="stable")
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(len(order))
+        x = {name: np.asarray(array[rows[order]])[inverse] for name, array in self.inputs.items()}
         y = None
         if self.targets is not None:
             y = ({k: np.asarray(v)[positions] for k, v in self.targets.items()} if isinstance(self.targets, dict)
@@ -79,20 +81,3 @@ class FeatureBatches(keras.utils.PyDataset):
     def on_epoch_end(self) -> None:
         if self.shuffle:
             self._rng.shuffle(self._index)
-
-
-def predict_rows(model, source: RowSource, *, batch_size: int = 256) -> np.ndarray | dict:
-    """Model outputs for every row of `source`, in the source's row order."""
-    source = RowSource(inputs=source.inputs, rows=source.rows, targets=None)
-    outputs = model.predict(FeatureBatches([source], batch_size=batch_size, shuffle=False), verbose=0)
-    # take() reads rows in file order within a batch; undo that so outputs follow `source.rows`.
-    order = np.concatenate([
-        np.argsort(source.rows[i:i + batch_size], kind="stable") + i for i in range(0, len(source.rows), batch_size)
-    ])
-    inverse = np.empty_like(order)
-    inverse[order] = np.arange(len(order))
-    if isinstance(outputs, dict):
-        return {k: v[inverse] for k, v in outputs.items()}
-    if isinstance(outputs, list):
-        return [v[inverse] for v in outputs]
-    return outputs[inverse]

@@ -15,6 +15,7 @@ import pandas as pd
 
 from podium.core.annotations import BOX_COLUMNS
 from podium.core.imagefiles import image_sizes
+from podium.errors import PodiumError
 
 def has_boxes(table: pd.DataFrame) -> bool:
     return all(c in table.columns for c in BOX_COLUMNS) and table[list(BOX_COLUMNS)].notna().all(axis=1).any()
@@ -112,3 +113,26 @@ def draw_boxes(paths, true_boxes, predicted_boxes, titles, out: Path, *, columns
     fig.savefig(buffer, format="png", dpi=90)
     plt.close(fig)
     return atomic_write_bytes(Path(out), buffer.getvalue())
+
+
+def with_box_output(head, *, size, mean_box: np.ndarray):
+    """`head` with a second, box output beside its classifier: a Keras model with outputs {"class", "bbox"}.
+
+    The box layer predicts fractions of the input and a fixed rescaling turns them into input pixels, so
+    its steps are in proportion to the image; it starts at the average training box.
+    """
+    import keras
+    from keras import layers
+
+    try:
+        classifier = head.get_layer("class")
+    except ValueError:
+        raise PodiumError("this head ends in class maps with no dense layer to add a box output to; "
+                          "use head.kind=gap or dense") from None
+    height, width = (float(v) for v in size)
+    scale = np.array([width, height, width, height])
+    fraction = layers.Dense(4, kernel_initializer="zeros", name="bbox_fraction", dtype="float32",
+                            bias_initializer=keras.initializers.Constant((mean_box / scale).tolist()))(classifier.input)
+    bbox = layers.Rescaling(scale.tolist(), name="bbox", dtype="float32")(fraction)
+    inputs = head.inputs if len(head.inputs) > 1 else head.inputs[0]
+    return keras.Model(inputs, {"class": classifier.output, "bbox": bbox}, name=f"{head.name}_bbox")

@@ -1,6 +1,6 @@
 """Crop then classify: a second stage that classifies each image's crop around its predicted box.
 
-The box model (see `multi_output.py`) predicts a box for every labelled and test image; each
+The box model (see `box_output.py`) predicts a box for every labelled and test image; each
 image is cropped to that box plus a margin (`boxes.crop_margin`), the crops go through the same
 backbone, and a fresh head is trained on them. Training crops come from predicted boxes too, so
 the second stage trains on what it will see at test time. An image whose predicted box is too
@@ -15,7 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from podium.core.stage import RunState, Stage, register_stage
 from podium.vision import boxes as box_utils
+from podium.vision.data import plain_data
+from podium.vision.learner import Learner
 
 # A predicted box narrower or shorter than this fraction of the network input is no box.
 MIN_BOX_FRACTION = 0.05
@@ -74,30 +77,45 @@ def crop_folder(cache_root: Path, paths, regions: np.ndarray) -> Path:
     return Path(cache_root) / f"crops-{digest.hexdigest()[:16]}"
 
 
-def crop_and_classify(data, box_model, run_dir: Path, *, views: int, data_dir: Path, single_stage: dict) -> dict:
-    """Train and score the crop classifier; metrics prefixed `crop_`, with the single-stage comparison."""
-    from podium.vision.pipeline import finish, predict_views, train_head
-    from podium.vision.stages.box_output import plain_data, predict_boxes
+@register_stage
+class CropClassify(Stage):
+    """Crop every image to the box model's predicted box, train a fresh head on the crops' features, and write
+    its predictions and submission beside the single-stage ones (suffix `_crop`), compared on validation."""
 
-    config = data.config
-    margin = float(config["boxes"]["crop_margin"])
-    tables = {"labelled": data.labelled, "test": data.test}
-    predicted = {"labelled": predict_boxes(box_model, data, "labelled"),
-                 "test": predict_boxes(box_model, data, "test") if len(data.test) else np.zeros((0, 4))}
-    cropped = {}
-    for split, table in tables.items():
-        regions = crop_regions(predicted[split], box_utils.table_sizes(table), data.spec.size, margin=margin)
-        paths = table["path"].tolist()
-        print(f"crop then classify: cropping {len(paths)} {split} images to their predicted boxes")
-        crop_paths = write_crops(paths, regions, crop_folder(data.cache.root, paths, regions))
-        cropped[split] = table.assign(path=crop_paths)
-    crops = plain_data(data, labelled=cropped["labelled"], test=cropped["test"], labelled_passes={}, test_passes={})
-    model = train_head(crops, run_dir, name="crop_head")
-    model.save(Path(run_dir) / "crop_head.keras")
-    valid_views = predict_views(model, crops, "valid", views)
-    test_views = predict_views(model, crops, "test", views) if len(crops.test) else []
-    scores = finish(data.plugin, crops, run_dir, valid_views, test_views, data_dir=data_dir, suffix="_crop")
-    metric = f"val_{data.plugin.metric}"
-    print(f"crop then classify: {metric} {scores[metric]:.4f} vs single-stage {single_stage[metric]:.4f}")
-    return {**{f"crop_{key}": value for key, value in scores.items()},
-            "crop_better_than_single_stage": bool(scores[metric] < single_stage[metric])}
+    name = "crop_classify"
+    order = 50
+    reads = ("boxes",)
+    requires = ("boxes",)
+
+    @classmethod
+    def enabled(cls, config: dict) -> bool:
+        return bool(config["boxes"]["crop_classify"])
+
+    def run(self, state: RunState) -> None:
+        data, box_learner = state.data, state.learner
+        margin = float(state.config["boxes"]["crop_margin"])
+        tables = {"labelled": data.labelled, "test": data.test}
+        cropped = {}
+        for split, table in tables.items():
+            predicted = predicted_boxes(box_learner, split)
+            regions = crop_regions(predicted, box_utils.table_sizes(table), data.spec.size, margin=margin)
+            paths = table["path"].tolist()
+            print(f"crop then classify: cropping {len(paths)} {split} images to their predicted boxes")
+            crop_paths = write_crops(paths, regions, crop_folder(data.cache.root, paths, regions))
+            cropped[split] = table.assign(path=crop_paths)
+        crops = plain_data(data, labelled=cropped["labelled"], test=cropped["test"], labelled_passes={},
+                           test_passes={})
+        learner = Learner.train_head(crops, state.run_dir, name="crop_head")
+        learner.save(state.run_dir / "crop_head.keras")
+        state.alternatives["_crop"] = learner
+
+
+def predicted_boxes(learner, split: str) -> np.ndarray:
+    """Predicted boxes (network-input pixels) of the plain view; `labelled`: every train and valid row, in
+    table order."""
+    if split == "test":
+        return learner.predict("test", output="bbox") if len(learner.data.test) else np.zeros((0, 4))
+    labelled = np.zeros((len(learner.data.labelled), 4))  # rows skipped as unreadable keep the whole image
+    labelled[learner.data.train_rows] = learner.predict("train", output="bbox")
+    labelled[learner.data.valid_rows] = learner.predict("valid", output="bbox")
+    return labelled

@@ -7,13 +7,19 @@ so the validation score before and after stays honest.
 """
 from __future__ import annotations
 
-from pathlib import Path
+import logging
 
 import keras
 import numpy as np
 
+from podium.core.stage import RunState, Stage, register_stage
 from podium.errors import PodiumError
-from podium.vision.batches import RowSource, model_inputs, concatenate_parts
+from podium.vision.batches import RowSource, concatenate_parts, model_inputs
+from podium.vision.data import augmented_passes
+from podium.vision.learner import Learner
+
+
+logger = logging.getLogger("podium")
 
 
 class MixedBatches(keras.utils.PyDataset):
@@ -105,17 +111,8 @@ def pseudo_targets(probabilities: np.ndarray, *, soft: bool, threshold: float) -
     return kept, targets.astype(np.float32)
 
 
-def check_pseudo_config(pseudo: dict) -> None:
-    if int(pseudo["rounds"]) < 1:
-        raise PodiumError(f"pseudo.rounds must be at least 1, got {pseudo['rounds']}")
-    if not 0.0 <= float(pseudo["threshold"]) < 1.0:
-        raise PodiumError(f"pseudo.threshold must be in [0, 1), got {pseudo['threshold']}")
-
-
 def mixed_batches(data, test_probabilities: np.ndarray, *, seed: int) -> tuple[MixedBatches, int]:
     """Mixed batches over the training passes and the same passes of the pseudo-labelled test rows."""
-    from podium.vision.pipeline import augmented_passes
-
     config, pseudo = data.config, data.config["pseudo"]
     kept, targets = pseudo_targets(test_probabilities, soft=bool(pseudo["soft"]), threshold=float(pseudo["threshold"]))
     passes = range(augmented_passes(config) + 1)
@@ -128,36 +125,50 @@ def mixed_batches(data, test_probabilities: np.ndarray, *, seed: int) -> tuple[M
     return batches, len(kept)
 
 
-def pseudo_label(data, model, run_dir: Path, valid_views, test_views, *, views: int):
-    """`pseudo.rounds` rounds of: label the test rows with the current model (TTA-averaged), train a
-    fresh head on mixed batches. Returns (model, valid views, test views, metrics before/after)."""
-    from podium.vision.pipeline import predict_views, train_head
+@register_stage
+class PseudoLabel(Stage):
+    """`pseudo.rounds` rounds of: label the test rows with the current learner (TTA-averaged), train a fresh
+    head on mixed batches. Validation rows are never pseudo-labelled, so the score before and after is honest."""
 
-    config = data.config
-    check_pseudo_config(config["pseudo"])
-    if not len(data.test):
-        raise PodiumError("pseudo-labeling needs test images, and this data set has none")
-    plugin = data.plugin
-    valid_labels = data.labelled["label"].to_numpy()[data.valid_rows]
-    before = plugin.evaluate(valid_labels, np.mean(valid_views, axis=0))
-    metrics = {"val_log_loss_before_pseudo": before["val_log_loss"],
-               "val_accuracy_before_pseudo": before["val_accuracy"], "pseudo_rounds": []}
-    run_dir = Path(run_dir)
-    if (run_dir / "head.keras").is_file():
-        (run_dir / "head.keras").replace(run_dir / "head_before_pseudo.keras")
-    for round_number in range(1, int(config["pseudo"]["rounds"]) + 1):
-        test_probabilities = np.mean(test_views, axis=0)
-        batches, rows = mixed_batches(data, test_probabilities, seed=int(config["seed"]) + round_number)
-        print(f"pseudo-labeling round {round_number}: {rows} of {len(data.test)} test rows, "
-              f"{batches.pseudo_per_batch} of every {batches.batch_size} rows in a batch")
-        model = train_head(data, run_dir, name=f"pseudo{round_number}", batches=batches)
-        valid_views = predict_views(model, data, "valid", views)
-        test_views = predict_views(model, data, "test", views)
-        after = plugin.evaluate(valid_labels, np.mean(valid_views, axis=0))
-        metrics["pseudo_rounds"].append({"round": round_number, "pseudo_rows": rows, **after})
-        print(f"  validation log loss {metrics['val_log_loss_before_pseudo']:.4f} before pseudo-labeling, "
-              f"{after['val_log_loss']:.4f} after round {round_number}")
-    metrics.update({"val_log_loss_after_pseudo": after["val_log_loss"],
-                    "val_accuracy_after_pseudo": after["val_accuracy"]})
-    model.save(run_dir / "head.keras")  # what `podium predict` reloads
-    return model, valid_views, test_views, metrics
+    name = "pseudo_label"
+    order = 30
+    reads = ("pseudo", "train", "tta")
+
+    @classmethod
+    def enabled(cls, config: dict) -> bool:
+        return bool(config["pseudo"]["enabled"])
+
+    @classmethod
+    def check(cls, plugin, config: dict, data_dir=None) -> None:
+        pseudo = config["pseudo"]
+        if int(pseudo["rounds"]) < 1:
+            raise PodiumError(f"pseudo.rounds must be at least 1, got {pseudo['rounds']}")
+        if not 0.0 <= float(pseudo["threshold"]) < 1.0:
+            raise PodiumError(f"pseudo.threshold must be in [0, 1), got {pseudo['threshold']}")
+
+    def run(self, state: RunState) -> None:
+        data, config, plugin = state.data, state.config, state.plugin
+        if not len(data.test):
+            raise PodiumError("pseudo-labeling needs test images, and this data set has none")
+        views = int(config["tta"]["views"])
+        before = plugin.evaluate(data.valid_labels, np.mean(state.learner.tta("valid", views), axis=0))
+        metrics = {"val_log_loss_before_pseudo": before["val_log_loss"],
+                   "val_accuracy_before_pseudo": before["val_accuracy"], "pseudo_rounds": []}
+        if (state.run_dir / "head.keras").is_file():
+            (state.run_dir / "head.keras").replace(state.run_dir / "head_before_pseudo.keras")
+        learner = state.learner
+        for round_number in range(1, int(config["pseudo"]["rounds"]) + 1):
+            test_probabilities = np.mean(learner.tta("test", views), axis=0)
+            batches, rows = mixed_batches(data, test_probabilities, seed=int(config["seed"]) + round_number)
+            logger.info("pseudo-labeling round %d: %d of %d test rows, %d of every %d rows in a batch", round_number,
+                        rows, len(data.test), batches.pseudo_per_batch, batches.batch_size)
+            learner = Learner.train_head(data, state.run_dir, name=f"pseudo{round_number}", batches=batches)
+            after = plugin.evaluate(data.valid_labels, np.mean(learner.tta("valid", views), axis=0))
+            metrics["pseudo_rounds"].append({"round": round_number, "pseudo_rows": rows, **after})
+            logger.info("  validation log loss %.4f before pseudo-labeling, %.4f after round %d",
+                        metrics["val_log_loss_before_pseudo"], after["val_log_loss"], round_number)
+        metrics.update({"val_log_loss_after_pseudo": after["val_log_loss"],
+                        "val_accuracy_after_pseudo": after["val_accuracy"]})
+        learner.save(state.run_dir / "head.keras")  # what `podium predict` reloads
+        state.learner = learner
+        state.metrics.update(metrics)

@@ -1,0 +1,86 @@
+"""The last stage of an image run: validation metrics with and without TTA, the clip chosen on validation,
+the prediction files and the submission. It also runs when `podium predict` predicts a run again."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from podium.core.stage import RunState, Stage, register_stage
+from podium.core.writer import write_submission
+from podium.evaluation.clipping import apply_clip, clip_for_run
+from podium.files import atomic_write_bytes, atomic_write_text, unused_path
+
+
+@register_stage
+class WriteSubmission(Stage):
+    name = "submission"
+    order = 90
+    reads = ("tta", "submission")
+    on_predict = True
+
+    def run(self, state: RunState) -> None:
+        views = int(state.config["tta"]["views"])
+        main = finish_predictions(state, state.learner, views=views, suffix=state.files_suffix)
+        state.metrics.update(main)
+        metric = f"val_{state.plugin.metric}"
+        for suffix, learner in state.alternatives.items():
+            scores = finish_predictions(state, learner, views=views, suffix=suffix + state.files_suffix)
+            print(f"{suffix.strip('_')}: {metric} {scores[metric]:.4f} vs the main model's {main[metric]:.4f}")
+            prefix = suffix.strip("_")
+            state.metrics.update({f"{prefix}_{key}": value for key, value in scores.items()})
+            state.metrics[f"{prefix}_better_than_single_stage"] = bool(scores[metric] < main[metric])
+        if state.out is not None and state.metrics.get("submission"):
+            atomic_write_bytes(Path(state.out), Path(state.metrics["submission"]).read_bytes(), overwrite=False)
+            state.metrics["submission"] = str(state.out)
+
+
+def finish_predictions(state: RunState, learner, *, views: int, suffix: str) -> dict:
+    """Metrics with and without TTA, clipping tuned on validation, prediction files and the submission."""
+    plugin, data, run_dir = state.plugin, learner.data, state.run_dir
+    valid_views = learner.tta("valid", views)
+    test_views = learner.tta("test", views) if len(data.test) else []
+    valid_labels = data.valid_labels
+    plain = plugin.evaluate(valid_labels, valid_views[0])
+    metrics = dict(plain)
+    valid_pred = np.mean(valid_views, axis=0)
+    if len(valid_views) > 1:
+        with_tta = plugin.evaluate(valid_labels, valid_pred)
+        metrics.update({"tta_views": len(valid_views) - 1, "val_log_loss_no_tta": plain["val_log_loss"],
+                        "val_accuracy_no_tta": plain["val_accuracy"], **with_tta})
+    clip = clip_for_run(state.config["submission"]["clip"], plugin.label_indices(valid_labels), valid_pred)
+    metrics.update({"val_log_loss_clipped": clip["log_loss_after"], "clip": [clip["lo"], clip["hi"]]})
+    write_predictions(plugin, run_dir, f"valid_predictions{suffix}.csv", data.valid_ids, valid_pred, valid_labels)
+    if test_views:
+        test_pred = np.mean(test_views, axis=0)
+        write_predictions(plugin, run_dir, f"test_predictions{suffix}.csv", data.test["id"], test_pred)
+        frame = plugin.submission_frame(data.test["id"].tolist(), apply_clip(test_pred, clip["lo"], clip["hi"]))
+        path = write_submission(plugin, frame, unused_path(Path(run_dir) / f"submission{suffix}.csv"),
+                                data_dir=state.data_dir)
+        metrics["submission"] = str(path)
+    return metrics
+
+
+def write_predictions(plugin, run_dir: Path, name: str, ids, predictions, labels=None) -> Path:
+    frame = pd.DataFrame(np.asarray(predictions), columns=plugin.prediction_columns())
+    if labels is not None:
+        frame.insert(0, "label", list(labels))
+    frame.insert(0, "id", list(ids))
+    return atomic_write_text(unused_path(Path(run_dir) / name), frame.to_csv(index=False, float_format="%.6f"),
+                             overwrite=False)
+
+
+@register_stage
+class LearningCurve(Stage):
+    """`learning_curve.png`: loss and accuracy per epoch of every training stage, in the order they ran."""
+
+    name = "learning_curve"
+    order = 95
+    reads = ()
+
+    def run(self, state: RunState) -> None:
+        from podium.vision.training import plot_learning_curve
+
+        histories = sorted(Path(state.run_dir).glob("history_*.csv"), key=lambda p: p.stat().st_mtime)
+        plot_learning_curve(histories, state.run_dir / "learning_curve.png")

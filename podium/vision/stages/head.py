@@ -1,0 +1,34 @@
+"""The core stages of every image run: load the rows and their cached features, then train the head."""
+from __future__ import annotations
+
+from podium.core.stage import RunState, Stage, register_stage
+from podium.vision.data import load_image_data
+from podium.vision.learner import Learner
+
+
+@register_stage
+class LoadData(Stage):
+    """The canonical table, its split (or the sample set), and the plain features of every row."""
+
+    name = "data"
+    order = 0
+    reads = ("data", "image", "paths")
+
+    def run(self, state: RunState) -> None:
+        state.data = load_image_data(state.plugin, state.data_dir, state.config, sample=state.sample)
+        data = state.data
+        state.metrics.update({"feature_cache_hit": bool(data.labelled_features(0).hit), "bad_images": data.bad_images,
+                              "train_rows": int(len(data.train_rows)), "valid_rows": int(len(data.valid_rows))})
+
+
+@register_stage
+class TrainHead(Stage):
+    """A head on the cached features of the plain and augmented passes: the model every later stage starts from."""
+
+    name = "head"
+    order = 20
+    reads = ("head", "train", "augment")
+
+    def run(self, state: RunState) -> None:
+        state.learner = Learner.train_head(state.data, state.run_dir, callbacks=state.callbacks)
+        state.learner.save(state.run_dir / "head.keras")
