@@ -117,7 +117,7 @@ def test_box_run_writes_boxes_png_metadata_input_and_crop_comparison(box_run):
 
 
 def test_metadata_is_standardised_with_training_rows_only(box_run, plugin, data_dir):
-    from podium.vision.pipeline import load_image_data
+    from podium.vision.data import load_image_data
     from podium.vision.metadata import MetadataEncoder
 
     config = json.loads((box_run[0] / "config.json").read_text())

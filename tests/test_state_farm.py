@@ -164,7 +164,7 @@ def test_run_with_augmented_passes_and_pseudo_labels(plugin, data_dir, pseudo_ru
 
 
 def test_validation_rows_never_enter_a_training_batch(plugin, data_dir, cache_dir, pseudo_run):
-    from podium.vision.pipeline import load_image_data
+    from podium.vision.data import load_image_data
     from podium.vision.stages.pseudo_label import mixed_batches
 
     run_dir, _ = pseudo_run
