@@ -76,6 +76,7 @@ class BackboneSpec:
     size: tuple[int, int]
     cut_layer: str = ""
     seed: int = 0
+    precision: str = "float32"  # the Keras dtype policy the backbone computes in (`image.precision`)
 
     @classmethod
     def from_config(cls, config: dict) -> "BackboneSpec":
@@ -100,7 +101,8 @@ class BackboneSpec:
                 raise PodiumError(f"image.weights: {weights!r} is not 'imagenet', 'none' or an existing weights file")
         preprocessing(prep)  # fail early on an unknown name
         return cls(name=name, weights=weights, preprocessing=prep, size=size,
-                   cut_layer=str(image["cut_layer"]), seed=int(config["seed"]))
+                   cut_layer=str(image["cut_layer"]), seed=int(config["seed"]),
+                   precision=str(image.get("precision", "float32")))
 
     @property
     def weights_id(self) -> str:
@@ -117,20 +119,31 @@ class BackboneSpec:
         return Path(self.name).stem if self.name.endswith(".keras") else self.name
 
     def cache_key(self) -> dict:
-        return {"backbone": self.label, "weights": self.weights_id, "preprocessing": self.preprocessing,
-                "size": list(self.size), "cut_layer": self.cut_layer}
+        key = {"backbone": self.label, "weights": self.weights_id, "preprocessing": self.preprocessing,
+               "size": list(self.size), "cut_layer": self.cut_layer}
+        if self.precision != "float32":
+            # Half-precision features differ from float32 ones; float32 entries keep their existing keys.
+            key["precision"] = self.precision
+        return key
 
     def preprocess(self, pixels):
         return preprocessing(self.preprocessing)(pixels)
 
     def build(self):
-        """The frozen conv base as a Keras model (ending at `cut_layer` when set)."""
+        """The frozen conv base as a Keras model (ending at `cut_layer` when set), computing in `precision`."""
         import keras
 
-        if self.name.endswith(".keras"):
-            model = keras.saving.load_model(self.name, compile=False)
-        else:
-            model = self._build_application()
+        # Layers take the global dtype policy when created: build in this spec's precision, whatever it is
+        # now, so the features always match the cache key.
+        previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(self.precision)
+        try:
+            if self.name.endswith(".keras"):
+                model = keras.saving.load_model(self.name, compile=False)
+            else:
+                model = self._build_application()
+        finally:
+            keras.config.set_dtype_policy(previous)
         if self.cut_layer:
             try:
                 layer = model.get_layer(self.cut_layer)
