@@ -13,11 +13,11 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from podium.core.rundir import check_run
+    from podium.core.rundir import RUN_KEYS, check_run
     from podium.files import check_output_file
     from podium.vision.interpret.heatmap import write_heatmap
 
-    check_run(args.run_dir, model=True)
+    check_run(args.run_dir, model=True, keys=RUN_KEYS, metrics=True)
     if args.out is not None:
         check_output_file(args.out, "--out")
 

@@ -15,12 +15,12 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from podium.core.rundir import check_run
+    from podium.core.rundir import RUN_KEYS, check_run
     from podium.evaluation.runner import predict_again
     from podium.files import check_output_file
 
     # Everything a user can get wrong is refused before a single file is written into the run.
-    check_run(args.run_dir, model=True)
+    check_run(args.run_dir, model=True, keys=RUN_KEYS, metrics=True)
     if args.out is not None:
         check_output_file(args.out, "--out")
     if args.pairs is not None and not args.pairs.is_file():

@@ -83,9 +83,11 @@ def discard_unfinished_runs() -> list[Path]:
     return removed
 
 
-def check_run(run_dir: Path, *, model: bool = False) -> dict:
+def check_run(run_dir: Path, *, model: bool = False, keys=("competition",), metrics: bool = False) -> dict:
     """The run record (run.json) of a complete run; else one line naming what is missing or damaged.
 
+    `keys`: what run.json must say. `metrics`: metrics.json must be there (every run podium finishes
+    writes it; a run from before the INCOMPLETE marker existed is only known complete by it).
     `model`: the run must also hold a loadable model file (`head.keras` or `model.keras`, a zip archive).
     """
     run_dir = Path(run_dir)
@@ -98,17 +100,17 @@ def check_run(run_dir: Path, *, model: bool = False) -> dict:
     if (run_dir / INCOMPLETE).is_file():
         raise PodiumError(f"run {run_dir} did not finish (failed or interrupted; see its {INCOMPLETE} file): "
                           f"remove it (rm -r {run_dir}) and run again")
-    for name in ("run.json", "metrics.json"):
+    for name in ("run.json", "metrics.json") if metrics else ("run.json",):
         if not (run_dir / name).is_file():
             raise PodiumError(f"run {run_dir} is incomplete: no {name} (remove it and run again)")
     record = read_json(run_dir / "run.json")
     if not isinstance(record, dict):
         raise PodiumError(f"{run_dir / 'run.json'}: expected a JSON object, got {type(record).__name__}")
-    missing = [key for key in RUN_KEYS if key not in record]
+    missing = [key for key in keys if key not in record]
     if missing:
         raise PodiumError(f"{run_dir / 'run.json'} lacks {', '.join(missing)}: not a run record podium wrote")
     for name in ("config.json", "metrics.json"):
-        if not isinstance(read_json(run_dir / name), dict):
+        if (run_dir / name).is_file() and not isinstance(read_json(run_dir / name), dict):
             raise PodiumError(f"{run_dir / name}: expected a JSON object")
     if model:
         found = [run_dir / name for name in ("model.keras", "head.keras") if (run_dir / name).exists()]
@@ -124,7 +126,8 @@ def load_run(run_dir: Path) -> tuple[dict, dict]:
     """The resolved config and metrics of a finished run (checked by `check_run`)."""
     run_dir = Path(run_dir)
     check_run(run_dir)
-    return read_json(run_dir / "config.json"), read_json(run_dir / "metrics.json")
+    metrics = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").is_file() else {}
+    return read_json(run_dir / "config.json"), metrics
 
 
 def update_metrics(run_dir: Path, **values) -> dict:
