@@ -1,0 +1,21 @@
+"""Progress messages go through the `podium` logger: the CLI shows them, a tuning worker or a library user
+can silence them (`configure(quiet=True)` or the logging module) without touching Keras' progress bars."""
+from __future__ import annotations
+
+import logging
+import sys
+
+__all__ = ["configure", "logger"]
+
+logger = logging.getLogger("podium")
+
+
+def configure(*, quiet: bool = False) -> None:
+    """Show podium's progress on standard output (warnings only when `quiet`); idempotent."""
+    if not any(getattr(handler, "podium_console", False) for handler in logger.handlers):
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.podium_console = True
+        logger.addHandler(handler)
+        logger.propagate = False
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
