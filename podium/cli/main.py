@@ -42,8 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from podium.log import configure
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    configure()
     try:
         return int(args.handler(args) or 0)
     except PodiumError as exc:

@@ -11,6 +11,7 @@ from podium.core.stage import RunState, Stage, register_stage
 from podium.core.writer import write_submission
 from podium.evaluation.clipping import apply_clip, clip_for_run
 from podium.files import atomic_write_bytes, atomic_write_text, unused_path
+from podium.log import logger
 
 
 @register_stage
@@ -27,7 +28,7 @@ class WriteSubmission(Stage):
         metric = f"val_{state.plugin.metric}"
         for suffix, learner in state.alternatives.items():
             scores = finish_predictions(state, learner, views=views, suffix=suffix + state.files_suffix)
-            print(f"{suffix.strip('_')}: {metric} {scores[metric]:.4f} vs the main model's {main[metric]:.4f}")
+            logger.info(f"{suffix.strip('_')}: {metric} {scores[metric]:.4f} vs the main model's {main[metric]:.4f}")
             prefix = suffix.strip("_")
             state.metrics.update({f"{prefix}_{key}": value for key, value in scores.items()})
             state.metrics[f"{prefix}_better_than_single_stage"] = bool(scores[metric] < main[metric])

@@ -19,6 +19,7 @@ from podium.errors import PodiumError
 from podium.files import atomic_write_text
 from podium.core.rundir import complete_run, create_run_folder, new_run_dir, update_metrics, write_run_record
 from podium.evaluation.runner import pipeline_module
+from podium.log import logger
 
 
 def run_folds(plugin, data_dir: Path, config: dict, *, runs_root: Path = Path("runs"), sample: bool = False,
@@ -35,7 +36,7 @@ def run_folds(plugin, data_dir: Path, config: dict, *, runs_root: Path = Path("r
     stages = pipeline.check(plugin, config, data_dir=data_dir)  # every refusal before the directory exists
     cv_dir = new_run_dir(runs_root, plugin.name, tag or f"cv{folds}-s{config['seed']}{'-sample' if sample else ''}")
     write_run_record(cv_dir, plugin, data_dir, config, sample=sample, folds=folds)
-    print(f"cross-validation directory: {cv_dir}")
+    logger.info(f"cross-validation directory: {cv_dir}")
     hooks = {"stages": stages} if stages else {}
     fold_metrics = []
     for fold in range(folds):
@@ -44,7 +45,7 @@ def run_folds(plugin, data_dir: Path, config: dict, *, runs_root: Path = Path("r
         fold_dir = cv_dir / f"fold{fold}"
         create_run_folder(fold_dir)
         write_run_record(fold_dir, plugin, data_dir, fold_config, sample=sample, fold=fold)
-        print(f"\n== fold {fold + 1} of {folds} ==")
+        logger.info(f"\n== fold {fold + 1} of {folds} ==")
         fold_metrics.append(update_metrics(fold_dir, **pipeline.run(plugin, data_dir, fold_config, fold_dir, sample=sample, **hooks)))
         complete_run(fold_dir)
     metrics = combine_folds(plugin, cv_dir, [cv_dir / f"fold{fold}" for fold in range(folds)], data_dir=data_dir)

@@ -18,6 +18,7 @@ from podium.core.stage import registered_stages
 from podium.errors import PodiumError
 from podium.evaluation import finish  # noqa: F401  (registers the evaluation stages)
 from podium.files import read_json
+from podium.log import logger
 
 # pipeline name -> module
 PIPELINES = {
@@ -49,7 +50,7 @@ def start_run(plugin, data_dir: Path, config: dict, *, runs_root: Path = Path("r
     stages = pipeline.check(plugin, config, data_dir=data_dir)
     run_dir = new_run_dir(runs_root, plugin.name, tag or f"s{config['seed']}{'-sample' if sample else ''}")
     write_run_record(run_dir, plugin, data_dir, config, sample=sample)
-    print(f"run directory: {run_dir}")
+    logger.info(f"run directory: {run_dir}")
     hooks = {"callbacks": list(callbacks)} if callbacks else {}
     if stages:
         hooks["stages"] = stages

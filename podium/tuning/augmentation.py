@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from podium.errors import PodiumError
+from podium.log import logger
 
 # One entry per transform: strength v sets each of `params` to [center - v, center + v]
 # (or to v itself when there is no center); the other keys are fixed arguments.
@@ -171,7 +172,7 @@ def tune_augmentation(plugin, data_dir: Path, config: dict, *, scan=None, passes
     metric = f"val_{plugin.metric}"
     data = sample_data(plugin, data_dir, config)
     total = 2 + sum(len(entry["values"]) for entry in scan)  # with no augmentation and the combination
-    print(f"augmentation tuning on the sample set: {len(data.train_rows)} training and {len(data.valid_rows)} "
+    logger.info(f"augmentation tuning on the sample set: {len(data.train_rows)} training and {len(data.valid_rows)} "
           f"validation rows; up to {total} candidates, {repeats} head(s) each, plain pass + {passes} augmented")
     rows = []
     with tempfile.TemporaryDirectory(prefix="podium-aug-tuning-") as work_dir:
@@ -180,7 +181,7 @@ def tune_augmentation(plugin, data_dir: Path, config: dict, *, scan=None, passes
         def scored(transform: str, strength, transforms):
             rows.append({"transform": transform, "strength": strength, "transforms": transforms,
                          **scorer.score(transforms)})
-            print(f"  [{len(rows):2d}/{total}] {transform:22s} {_strength_text(strength):>6s}  "
+            logger.info(f"  [{len(rows):2d}/{total}] {transform:22s} {_strength_text(strength):>6s}  "
                   f"{metric} {rows[-1][metric]:.4f}")
             return rows[-1]
 

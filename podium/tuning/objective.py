@@ -13,6 +13,7 @@ import socket
 from pathlib import Path
 
 from podium.errors import PodiumError
+from podium.log import logger
 from podium.tuning.space import SearchSpace, overrides_from_params
 
 __all__ = ["Objective"]
@@ -36,7 +37,7 @@ class Objective:
         import optuna
         from optuna_integration import KerasPruningCallback
 
-        from podium.config import merge
+        from podium.config import check_ranges, merge
         from podium.evaluation.runner import start_run
 
         tag = f"trial{trial.number:04d}"
@@ -44,7 +45,8 @@ class Objective:
         try:
             params = self.space.suggest(trial)
             config = merge(self.config, overrides_from_params(params), source=f"trial {trial.number}")
-            print(f"\n== trial {trial.number}: " + ", ".join(f"{k}={_short(v)}" for k, v in params.items()))
+            check_ranges(config)
+            logger.info(f"\n== trial {trial.number}: " + ", ".join(f"{k}={_short(v)}" for k, v in params.items()))
             run_dir, metrics = start_run(self.plugin, self.data_dir, config, runs_root=self.trials_root,
                                          sample=self.sample, tag=tag,
                                          callbacks=[KerasPruningCallback(trial, self.monitor)])

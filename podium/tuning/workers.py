@@ -46,11 +46,16 @@ def optimize(job: TuneJob, *, n_trials: int) -> None:
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
 
+    import multiprocessing
+
     from podium.competitions import get
+    from podium.log import configure
     from podium.tuning.objective import Objective
     from podium.tuning.space import SearchSpace
     from podium.tuning.study import finished_count, open_study
 
+    if multiprocessing.parent_process() is not None:
+        configure(quiet=True)  # one of several workers: the parent reports the study, not every epoch
     plugin = get(job.competition)
     space = SearchSpace.from_specs(job.space, source="search space")
     study = open_study(job.study, job.storage, competition=plugin.name, direction=job.tune["direction"],

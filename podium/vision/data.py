@@ -6,7 +6,6 @@ box as a second target (box-aware augmented passes move the box with the image).
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -15,13 +14,12 @@ import pandas as pd
 
 from podium.core.table import prepare_table
 from podium.errors import PodiumError
+from podium.log import logger
 from podium.vision import boxes as box_utils
 from podium.vision.backbones import BackboneSpec
 from podium.vision.batches import RowSource
 from podium.vision.cache import CachedFeatures, FeatureCache
 from podium.vision.metadata import fit_metadata
-
-logger = logging.getLogger("podium")
 
 
 @dataclass

@@ -8,18 +8,18 @@ split's rows for one view (view 0 is the plain image, view k > 0 the k-th seeded
 """
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
 
 from podium.errors import PodiumError
+from podium.log import logger
 from podium.vision.batches import FeatureBatches
 from podium.vision.data import BoxData, ImageData, augmented_passes
 
 __all__ = ["Learner"]
 
-logger = logging.getLogger("podium")
+
 PREDICT_BATCH = 256
 
 

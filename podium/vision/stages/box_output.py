@@ -20,6 +20,7 @@ import numpy as np
 from podium.core.stage import RunState, Stage, register_stage
 from podium.core.table import prepare_table
 from podium.errors import PodiumError
+from podium.log import logger
 from podium.vision import boxes as box_utils
 from podium.vision.data import BoxData, with_boxes
 from podium.vision.heads import SCORE_HEADS
@@ -55,7 +56,7 @@ class BoxTargets(Stage):
 
     def run(self, state: RunState) -> None:
         if state.config["head"]["kind"] == "gap" and len(state.data.feature_shape) == 3:
-            print("note: the gap head averages away where things are; boxes are learnt better with head.kind=dense")
+            logger.info("note: the gap head averages away where things are; boxes are learnt better with head.kind=dense")
         state.data = with_boxes(state.data)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from podium.core.stage import RunState, Stage, register_stage
+from podium.log import logger
 from podium.vision import boxes as box_utils
 from podium.vision.data import plain_data
 from podium.vision.learner import Learner
@@ -100,7 +101,7 @@ class CropClassify(Stage):
             predicted = predicted_boxes(box_learner, split)
             regions = crop_regions(predicted, box_utils.table_sizes(table), data.spec.size, margin=margin)
             paths = table["path"].tolist()
-            print(f"crop then classify: cropping {len(paths)} {split} images to their predicted boxes")
+            logger.info(f"crop then classify: cropping {len(paths)} {split} images to their predicted boxes")
             crop_paths = write_crops(paths, regions, crop_folder(data.cache.root, paths, regions))
             cropped[split] = table.assign(path=crop_paths)
         crops = plain_data(data, labelled=cropped["labelled"], test=cropped["test"], labelled_passes={},

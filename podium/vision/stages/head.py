@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from podium.core.stage import RunState, Stage, register_stage
+from podium.core.table import prepare_table
 from podium.vision.data import load_image_data
 from podium.vision.learner import Learner
 
@@ -13,6 +14,12 @@ class LoadData(Stage):
     name = "data"
     order = 0
     reads = ("data", "image", "paths")
+
+    @classmethod
+    def check(cls, plugin, config: dict, data_dir=None) -> None:
+        # The table's own refusals (layout, ids, unreadable images) come before any run directory exists.
+        if data_dir is not None:
+            prepare_table(plugin, data_dir, config)
 
     def run(self, state: RunState) -> None:
         state.data = load_image_data(state.plugin, state.data_dir, state.config, sample=state.sample)

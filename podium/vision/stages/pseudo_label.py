@@ -7,19 +7,15 @@ so the validation score before and after stays honest.
 """
 from __future__ import annotations
 
-import logging
-
 import keras
 import numpy as np
 
 from podium.core.stage import RunState, Stage, register_stage
 from podium.errors import PodiumError
+from podium.log import logger
 from podium.vision.batches import RowSource, concatenate_parts, model_inputs
 from podium.vision.data import augmented_passes
 from podium.vision.learner import Learner
-
-
-logger = logging.getLogger("podium")
 
 
 class MixedBatches(keras.utils.PyDataset):
