@@ -393,7 +393,7 @@ def test_test_ids_colliding_as_numbers_are_found_at_prepare(redux, workdir, caps
     fails(["prepare", REDUX, "--data", redux], capsys, "'1'", "'01'", "01.jpg")
     fails(["run", REDUX, "--data", redux, "--set", "image.weights=none"], capsys, "01.jpg")
     assert not (workdir / "cache" / REDUX / "table.csv").exists()
-    assert not any((workdir / "runs" / REDUX).iterdir())
+    assert not list(workdir.glob(f"runs/{REDUX}/*"))  # refused before any run directory was made
 
 
 # -- 8. file modes: the user's umask, not mkstemp's 0600 -----------------------------------------------------
