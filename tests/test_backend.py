@@ -120,21 +120,30 @@ def test_mixed_precision_features_are_close_and_cached_apart(tmp_path, redux_dat
 
 
 TWO_DEVICE_RUN = textwrap.dedent("""
-    import json, sys
+    import sys
     from pathlib import Path
+    import keras
     from podium.competitions import get
     from podium.config import deep_update
     from podium.core.backend import configure
     from podium.evaluation.runner import demo_config, resolve_config, start_run
 
-    data, out, parallel = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] == "1"
+    data, out, backbone, parallel = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4] == "1"
+    if not backbone.is_file():
+        # A small saved conv base: the same weights for both runs, compiled in seconds (VGG16 takes minutes).
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((32, 32, 3))
+        x = keras.layers.Conv2D(16, 3, activation="relu", name="conv1")(inputs)
+        x = keras.layers.MaxPooling2D(name="pool1")(x)
+        x = keras.layers.Conv2D(32, 3, activation="relu", name="conv2")(x)
+        keras.Model(inputs, x).save(backbone)
     plugin = get("dogs-vs-cats-redux")
     # 96 training, 24 validation and 40 test images: every batch below splits evenly over two devices.
     config = deep_update(demo_config(plugin, resolve_config(plugin)), {
         "paths": {"cache": str(out / "cache")}, "train": {"epochs": 2, "batch_size": 16},
-        "image": {"size": [32, 32], "weights": "none", "backbone": "vgg16", "data_parallel": parallel},
-        "augment": {"passes": 0}, "tta": {"views": 1},
-        "finetune": {"enabled": True, "epochs": 1, "batch_size": 8}, "pseudo": {"enabled": False}})
+        "image": {"size": [32, 32], "backbone": str(backbone), "preprocessing": "tf", "data_parallel": parallel},
+        "augment": {"passes": 0}, "tta": {"views": 1}, "pseudo": {"enabled": False},
+        "finetune": {"enabled": True, "epochs": 1, "batch_size": 8, "from_layer": "conv2"}})
     configure(config)
     run_dir, metrics = start_run(plugin, data, config, runs_root=out / "runs")
     print("RUN_DIR", run_dir)
@@ -149,7 +158,7 @@ def test_two_simulated_devices_predict_as_one(tmp_path, redux_data):
         env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(REPO),
                "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
         done = subprocess.run([sys.executable, "-c", TWO_DEVICE_RUN, str(redux_data), str(tmp_path / str(devices)),
-                               str(int(devices == 2))], env=env, capture_output=True, text=True, timeout=600)
+                               str(tmp_path / "backbone.keras"), str(int(devices == 2))], env=env, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         runs[devices] = Path(done.stdout.split("RUN_DIR ")[-1].split()[0])
     import pandas as pd
