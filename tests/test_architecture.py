@@ -131,6 +131,9 @@ def test_packages_declare_their_public_names():
         if path.name == "__init__.py" and name != "podium":
             tree = ast.parse(path.read_text())
             assert ast.get_docstring(tree), f"{path}: say the package's purpose in its docstring"
+            assert any(isinstance(node, ast.Assign) and any(getattr(target, "id", "") == "__all__"
+                                                            for target in node.targets) for node in tree.body), \
+                f"{path}: declare the package's public face in __all__"
 
 
 def test_no_private_names_cross_modules():

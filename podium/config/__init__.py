@@ -16,6 +16,10 @@ from pathlib import Path
 
 from podium.errors import PodiumError
 
+__all__ = ["CLIP", "IMAGE_DEFAULTS", "IMAGE_RANGES", "Allowed", "above", "at_least", "between", "check_ranges", "coerce",
+           "declare_ranges", "deep_update", "int_list", "known_ranges", "load_file", "merge", "non_empty_text", "one_of",
+           "parse_set", "resolve", "zero_or_at_least"]
+
 
 def merge(defaults: dict, overrides: dict, *, source: str, prefix: str = "") -> dict:
     """Return a copy of `defaults` updated by `overrides`, type-checked key by key."""
@@ -337,7 +341,15 @@ IMAGE_DEFAULTS: dict = {
         "soft": True,  # predicted probabilities as targets; false: their arg-max, one-hot
         "threshold": 0.0,  # keep only test rows predicted at least this confidently
         "rounds": 1,
+        "balance": True,  # keep as many test rows of each predicted class as the labelled rows' class shares
     },
+    # Out-of-fold estimates over every labelled row (k heads on cached features, grouped by data.split);
+    # the test prediction is the mean of the fold heads (bagging). folds = 0: off.
+    "oof": {"folds": 5, "bag": True, "refit": False},
+    # Fitted on out-of-fold predictions (else the hold-out): a temperature, then a clip never below the floor.
+    "calibration": {"enabled": True, "temperature": True, "clip_floor": 0.0},
+    # Average each prediction with its k nearest images of the same split (features); "auto": k chosen on OOF.
+    "neighbours": {"enabled": False, "k": "auto"},
     "tta": {"views": 0},
     "submission": {"clip": "auto"},  # "auto" (tuned on validation), "none", or a number lo (hi = 1 - lo)
     "paths": {"cache": "cache"},
@@ -382,6 +394,16 @@ IMAGE_RANGES: dict = {
     "pseudo.fraction": between(0, 1, low_open=True, high_open=True),
     "pseudo.threshold": between(0, 1, high_open=True),
     "pseudo.rounds": at_least(1),
+    "pseudo.balance": one_of(True, False),
+    "oof.folds": zero_or_at_least(2),
+    "oof.bag": one_of(True, False),
+    "oof.refit": one_of(True, False),
+    "calibration.enabled": one_of(True, False),
+    "calibration.temperature": one_of(True, False),
+    "calibration.clip_floor": between(0, 0.5, high_open=True),
+    "neighbours.enabled": one_of(True, False),
+    "neighbours.k": Allowed(lambda v: not isinstance(v, bool) and (str(v).strip() == "auto" or str(v).strip().isdigit()),
+                            "'auto' or a whole number >= 0"),
     "tta.views": at_least(0),
     "submission.clip": CLIP,
     "paths.cache": non_empty_text(),

@@ -2,3 +2,6 @@
 their records (config, metrics, predictions, the submission file), and the `Stage` base of the techniques.
 
 Imports only `podium.errors`, `podium.files` and `podium.config`."""
+
+__all__ = ["annotations", "backend", "imagefiles", "metrics", "rundir", "split", "stage", "submission_format",
+           "table", "writer"]
