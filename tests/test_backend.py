@@ -41,7 +41,9 @@ def test_run_json_records_backend_devices_and_precision(tmp_path, restore_keras_
     import keras
 
     from podium.core.rundir import write_run_record
+    from podium.log import configure
 
+    configure()  # as the CLI does: progress on standard output
     report = backend.configure({"image": {"precision": "mixed_bfloat16", "data_parallel": False}})
     assert f"backend: {keras.backend.backend()} on cpu:0; precision mixed_bfloat16" in capsys.readouterr().out
 

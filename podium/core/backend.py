@@ -12,6 +12,7 @@ import importlib.util
 import os
 
 from podium.errors import PodiumError
+from podium.log import logger
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 # Distributions whose presence means JAX can reach an accelerator (the CUDA plugins, or a TPU runtime).
@@ -144,10 +145,10 @@ def configure(config: dict, *, quiet: bool = False) -> dict:
         keras.distribution.set_distribution(None)
     report = backend_report()
     if not quiet:
-        print(describe(report))
+        logger.info(describe(report))
         if precision == "mixed_float16" and all(d.startswith("cpu") for d in report["devices"]):
-            print("note: mixed_float16 is slow on a CPU; use it on a GPU (mixed_bfloat16 suits recent CPUs and TPUs)")
+            logger.info("note: mixed_float16 is slow on a CPU; use it on a GPU (mixed_bfloat16 suits recent CPUs and TPUs)")
         hint = accelerator_hint()
         if hint:
-            print(hint)
+            logger.info(hint)
     return report

@@ -17,6 +17,7 @@ import pandas as pd
 
 from podium.errors import PodiumError
 from podium.files import atomic_write_text
+from podium.core import backend
 from podium.core.rundir import complete_run, create_run_folder, new_run_dir, update_metrics, write_run_record
 from podium.evaluation.runner import pipeline_module
 from podium.log import logger
@@ -34,6 +35,7 @@ def run_folds(plugin, data_dir: Path, config: dict, *, runs_root: Path = Path("r
         raise PodiumError(f"cross-validation needs data.folds >= 2, got {folds}")
     pipeline = pipeline_module(plugin.pipeline)
     stages = pipeline.check(plugin, config, data_dir=data_dir)  # every refusal before the directory exists
+    backend.configure(config)
     cv_dir = new_run_dir(runs_root, plugin.name, tag or f"cv{folds}-s{config['seed']}{'-sample' if sample else ''}")
     write_run_record(cv_dir, plugin, data_dir, config, sample=sample, folds=folds)
     logger.info(f"cross-validation directory: {cv_dir}")

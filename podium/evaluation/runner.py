@@ -13,6 +13,7 @@ import importlib
 from pathlib import Path
 
 from podium.config import deep_update, resolve
+from podium.core import backend
 from podium.core.rundir import complete_run, load_run, new_run_dir, update_metrics, write_run_record
 from podium.core.stage import registered_stages
 from podium.errors import PodiumError
@@ -48,6 +49,7 @@ def start_run(plugin, data_dir: Path, config: dict, *, runs_root: Path = Path("r
         raise PodiumError(f"data folder {data_dir} not found")
     pipeline = pipeline_module(plugin.pipeline)
     stages = pipeline.check(plugin, config, data_dir=data_dir)
+    backend.configure(config)  # before any model is built, and before run.json records it
     run_dir = new_run_dir(runs_root, plugin.name, tag or f"s{config['seed']}{'-sample' if sample else ''}")
     write_run_record(run_dir, plugin, data_dir, config, sample=sample)
     logger.info(f"run directory: {run_dir}")
@@ -66,7 +68,8 @@ def demo_config(plugin, base: dict | None = None) -> dict:
 
 def predict_again(run_dir: Path, **options) -> dict:
     """Predict a finished run again through its pipeline (`podium predict`): new files beside the old ones."""
-    load_run(run_dir)
+    config, _ = load_run(run_dir)
+    backend.configure(config)
     name = read_json(Path(run_dir) / "run.json")["pipeline"]
     stages = [cls for cls in registered_stages(name) if cls.on_predict]
     if stages:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from podium.core import backend
 from podium.core.rundir import load_run
 from podium.core.stage import RunState, check_stages, run_stages
 from podium.errors import PodiumError
@@ -20,6 +21,7 @@ PIPELINE = "image_classification"
 
 def check(plugin, config: dict, data_dir=None) -> list:
     """Every refusal of the stages' settings and combinations, before any run directory or feature exists."""
+    backend.check(config)
     return check_stages(plugin, config, PIPELINE, data_dir=data_dir)
 
 
