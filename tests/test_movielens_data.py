@@ -160,3 +160,33 @@ def test_submission_frame_and_its_validation(plugin, demo):
 def test_evaluate_reports_rmse_and_mae(plugin):
     metrics = plugin.evaluate([1.0, 3.0, 5.0], np.array([[2.0], [3.0], [3.0]]))
     assert metrics["val_rmse"] == pytest.approx(np.sqrt(5 / 3)) and metrics["val_mae"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("bad_rating", ["7", "-1"])
+def test_a_rating_outside_the_scale_is_one_error_naming_file_and_line(plugin, tmp_path, bad_rating):
+    (tmp_path / "ratings.csv").write_text(f"userId,movieId,rating,timestamp\n1,10,4,5\n2,10,{bad_rating},6\n")
+    config = resolve_config(plugin, overrides={"data": {"rating_scale": [1, 5]}})
+    with pytest.raises(PodiumError, match=rf"ratings.csv, line 3: rating {bad_rating} is outside the rating scale "
+                                          r"1-5.*data.rating_scale"):
+        plugin.split(plugin.read_table(tmp_path), config)
+    wider = resolve_config(plugin, overrides={"data": {"rating_scale": [-1, 10]}})
+    assert (plugin.split(plugin.read_table(tmp_path), wider)["split"] != "test").sum() == 2
+    with pytest.raises(PodiumError, match=r"data.rating_scale must be \[low, high\]"):
+        plugin.split(plugin.read_table(tmp_path), resolve_config(plugin, overrides={"data": {"rating_scale": [5, 1]}}))
+
+
+def test_ids_are_read_exactly_and_an_id_beyond_int64_is_one_error_naming_the_line(tmp_path):
+    long_id = 2**53 + 1  # a float64 would round it to 2**53
+    (tmp_path / "ratings.csv").write_text(f"userId,movieId,rating\n{long_id},10,4\n12345678901234567890123,10,3\n")
+    with pytest.raises(PodiumError, match=r"ratings.csv, line 3: userId '12345678901234567890123' has 23 digits, "
+                                          r"beyond the 64-bit"):
+        read_ratings(tmp_path / "ratings.csv")
+    (tmp_path / "ratings.csv").write_text(f"userId,movieId,rating\n{long_id},10,4\n{2**53},10,3\n")
+    assert read_ratings(tmp_path / "ratings.csv")["userId"].tolist() == [long_id, 2**53]
+
+
+def test_pairs_may_carry_a_timestamp(tmp_path):
+    (tmp_path / "with.csv").write_text("userId,movieId,timestamp\n1,2,900000000\n")
+    (tmp_path / "without.csv").write_text("userId,movieId\n1,2\n")
+    assert read_pairs(tmp_path / "with.csv")["timestamp"].tolist() == [900000000]
+    assert read_pairs(tmp_path / "without.csv")["timestamp"].tolist() == [0]  # 0: unknown date

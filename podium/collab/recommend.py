@@ -26,6 +26,29 @@ def top_n(recommender: Recommender, user_id: int, rated, *, n: int = 10, movies:
                          "predicted_rating": predicted[order]})
 
 
+def top_n_many(recommender: Recommender, user_ids, *, n: int = 10, users_per_call: int = 32) -> dict:
+    """user id -> movie ids of the `n` best predictions among every movie known to the model, for many users.
+
+    One prediction call scores `users_per_call` users against every movie, so the per-call cost
+    of Keras is paid once per group rather than once per user. Nothing is excluded: for users whose
+    rated movies must be left out, use `top_n`.
+    """
+    if n < 1:
+        raise PodiumError(f"--top must be at least 1, got {n}")
+    movies = recommender.index.movies
+    user_ids = np.asarray(user_ids, dtype=np.int64)
+    best = {}
+    for start in range(0, len(user_ids), users_per_call):
+        group = user_ids[start:start + users_per_call]
+        scores = recommender.predict(np.repeat(group, len(movies)), np.tile(movies, len(group)), batch_size=65_536)
+        scores = scores.reshape(len(group), len(movies))
+        top = np.argpartition(-scores, min(n, len(movies)) - 1, axis=1)[:, :n]
+        for row, user in enumerate(group):
+            order = top[row][np.lexsort((movies[top[row]], -scores[row, top[row]]))]
+            best[int(user)] = movies[order].tolist()
+    return best
+
+
 def recommend_from_run(run_dir: Path, user_id: int, *, n: int = 10) -> tuple[pd.DataFrame, bool]:
     """(top-N table, whether the user was in the training ratings) from a finished run.
 

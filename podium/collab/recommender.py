@@ -10,7 +10,8 @@ frame's ratings to a temporary folder, `fit_arrays` trains on such files directl
 over the ratings (indexing, the fallback, the time features) runs in chunks, so memory does not
 grow with the number of ratings. With `time`, timeSVD++'s drifting biases join the model.
 `implicit_pairs` (who is to rate what, e.g. the test pairs) widen the implicit feedback; only
-their ids are read.
+their ids are read. A user or movie seen only in them gets a row of the model too (its implicit
+feedback is all that is known of it, and says more than the fallback), but still counts as unseen.
 """
 from __future__ import annotations
 
@@ -49,6 +50,8 @@ class Recommender:
         self.model = None
         self.index: IdIndex | None = None
         self.baseline: Baseline | None = None
+        # Indices of ids known from the implicit pairs only (no training rating).
+        self.unrated_users, self.unrated_movies = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         self.time_features: TimeFeatures | None = None
         self.rating_range: tuple[float, float] | None = None
         self.history = pd.DataFrame()
@@ -110,6 +113,12 @@ class Recommender:
         if self.rating_range[0] == self.rating_range[1]:
             raise PodiumError(f"every training rating is {self.rating_range[0]:g}: nothing to learn")
         self.index = IdIndex.fit(arrays["userId"], arrays["movieId"])
+        if self.implicit and implicit_pairs is not None and len(implicit_pairs):
+            rated = self.index
+            self.index = IdIndex(np.union1d(rated.users, implicit_pairs["userId"].to_numpy(dtype=np.int64)),
+                                 np.union1d(rated.movies, implicit_pairs["movieId"].to_numpy(dtype=np.int64)))
+            self.unrated_users = np.flatnonzero(~np.isin(self.index.users, rated.users)) + 1
+            self.unrated_movies = np.flatnonzero(~np.isin(self.index.movies, rated.movies)) + 1
         n_users, n_movies = self.index.n_users, self.index.n_movies
         columns = {"user": np.int32, "movie": np.int32}
         if self.time:
@@ -166,23 +175,23 @@ class Recommender:
         return self
 
     def _implicit_pairs(self, inputs: dict, implicit_pairs: pd.DataFrame | None) -> tuple[np.ndarray, np.ndarray]:
-        """(user, movie) indices of the training ratings plus the given pairs whose user and movie are known."""
+        """(user, movie) indices of the training ratings plus the given pairs (indexed too, see `fit_arrays`)."""
         users, movies = np.asarray(inputs["user"]), np.asarray(inputs["movie"])
         if implicit_pairs is None or implicit_pairs.empty:
             return users, movies
-        pair_users = self.index.user_index(implicit_pairs["userId"])
-        pair_movies = self.index.movie_index(implicit_pairs["movieId"])
-        known = (pair_users > 0) & (pair_movies > 0)
-        return np.concatenate([users, pair_users[known]]), np.concatenate([movies, pair_movies[known]])
+        return (np.concatenate([users, self.index.user_index(implicit_pairs["userId"])]),
+                np.concatenate([movies, self.index.movie_index(implicit_pairs["movieId"])]))
 
     # -- prediction ---------------------------------------------------------------------------
     def unseen(self, user_ids, movie_ids) -> tuple[np.ndarray, np.ndarray]:
-        """Boolean masks: user not in training, movie not in training."""
+        """Boolean masks: user without training ratings, movie without training ratings."""
         self._check_fitted()
-        return self.index.user_index(user_ids) == 0, self.index.movie_index(movie_ids) == 0
+        users, movies = self.index.user_index(user_ids), self.index.movie_index(movie_ids)
+        return (users == 0) | np.isin(users, self.unrated_users), (movies == 0) | np.isin(movies, self.unrated_movies)
 
     def predict(self, user_ids, movie_ids, *, timestamps=None, batch_size: int = 8192) -> np.ndarray:
-        """Predicted ratings, clipped to the training range; unseen ids get the baseline fallback.
+        """Predicted ratings, clipped to the training range; ids absent from the training ratings and from
+        the implicit pairs get the baseline fallback.
 
         `timestamps` (Unix seconds) date the ratings for a time-aware model; None, or a timestamp
         <= 0, means the last training day.
@@ -237,6 +246,8 @@ class Recommender:
             "movies": self.index.movies.tolist(),
             "baseline": {"mean": self.baseline.mean, "user_bias": self.baseline.user_bias.tolist(),
                          "movie_bias": self.baseline.movie_bias.tolist()},
+            "unrated_users": self.unrated_users.tolist(),
+            "unrated_movies": self.unrated_movies.tolist(),
             "time_features": self.time_features.state() if self.time_features is not None else None,
         }
         atomic_write_text(folder / STATE_FILE, json.dumps(state))
@@ -261,6 +272,8 @@ class Recommender:
         baseline = state["baseline"]
         recommender.baseline = Baseline(baseline["mean"], np.asarray(baseline["user_bias"]),
                                         np.asarray(baseline["movie_bias"]))
+        recommender.unrated_users = np.asarray(state.get("unrated_users", []), dtype=np.int64)
+        recommender.unrated_movies = np.asarray(state.get("unrated_movies", []), dtype=np.int64)
         if state.get("time_features"):
             recommender.time_features = TimeFeatures.from_state(state["time_features"])
         return recommender
