@@ -330,9 +330,11 @@ IMAGE_DEFAULTS: dict = {
     },
     "finetune": {
         "enabled": False,
-        "from_layer": "",  # empty: the backbone's last conv block
+        "from_layer": "",  # empty: the backbone's last conv block; "all": the whole network
         "epochs": 2,
-        "lr": 1e-4,
+        "lr": 1e-4,  # the head's; the deepest block trained gets lr / lr_ratio (discriminative learning rates)
+        "lr_ratio": 10.0,
+        "unfreeze": "gradual",  # "gradual": one more block each epoch (from the last); "all": at once
         "batch_size": 16,
     },
     "pseudo": {  # pseudo-labeling: retrain with test rows labelled by the first model mixed into each batch
@@ -391,6 +393,8 @@ IMAGE_RANGES: dict = {
     "finetune.epochs": at_least(1),
     "finetune.lr": above(0),
     "finetune.batch_size": at_least(1),
+    "finetune.lr_ratio": at_least(1),
+    "finetune.unfreeze": one_of("gradual", "all"),
     "pseudo.fraction": between(0, 1, low_open=True, high_open=True),
     "pseudo.threshold": between(0, 1, high_open=True),
     "pseudo.rounds": at_least(1),

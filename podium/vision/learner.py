@@ -14,13 +14,17 @@ import numpy as np
 
 from podium.errors import PodiumError
 from podium.log import logger
-from podium.vision.batches import FeatureBatches
+from podium.vision.batches import FeatureBatches, model_inputs
+from podium.vision.cache import pool_moments
+from podium.vision.heads import copy_weights
 from podium.vision.data import BoxData, ImageData, augmented_passes
 
 __all__ = ["Learner"]
 
 
 PREDICT_BATCH = 256
+PREDICT_ROWS = 8192  # pooled rows per eager call
+IN_MEMORY_BYTES = 256 * 2**20  # feature rows up to this size train from memory, not from batch-by-batch gathers
 
 
 class Learner:
@@ -30,6 +34,7 @@ class Learner:
         self.data = data
         self.model = model
         self.on_images = on_images  # True: the model takes images (fine-tuned); False: cached features
+        self._twin = None  # pooled twin of a gap head (built on first use), False when it has none
 
     # -- building -------------------------------------------------------------------------------
     @classmethod
@@ -60,21 +65,22 @@ class Learner:
         self.model.save(Path(path))
         return Path(path)
 
-    def unfreeze(self) -> "Learner":
-        """The backbone with this head on top, trainable from `finetune.from_layer` (default: its last block);
-        BatchNorm layers stay frozen (inference mode), as Keras advises for fine-tuning."""
+    def unfreeze(self, from_layer: str | None = None) -> "Learner":
+        """The backbone with this head on top, trainable from `from_layer` (default `finetune.from_layer`:
+        "" the last block, "all" the whole network); BatchNorm layers stay frozen (inference mode), as
+        Keras advises for fine-tuning. Discriminative rates and gradual unfreezing: `podium.vision.finetuning`."""
         import keras
+
+        from podium.vision.finetuning import _set_trainable, trainable_groups
 
         if self.on_images:
             return self
         spec = self.data.spec
         backbone = spec.build()
-        first = spec.finetune_from(backbone, self.data.config["finetune"]["from_layer"])
-        backbone.trainable = True
-        unfrozen = False
-        for layer in backbone.layers:
-            unfrozen = unfrozen or layer.name == first
-            layer.trainable = unfrozen and not isinstance(layer, keras.layers.BatchNormalization)
+        setting = self.data.config["finetune"]["from_layer"] if from_layer is None else from_layer
+        first = "all" if setting == "all" else spec.finetune_from(backbone, setting)
+        groups = trainable_groups(backbone, first)
+        _set_trainable(backbone, groups, len(groups))
         inputs = keras.Input(shape=(*spec.size, 3), name="image")
         model = keras.Model(inputs, self.model(backbone(inputs, training=False)), name="finetuned")
         trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
@@ -120,9 +126,15 @@ class Learner:
                               seed=int(config["seed"]))
 
     # -- fitting --------------------------------------------------------------------------------
-    def fit(self, train_data, *, run_dir: Path, name: str, valid_data=None, epochs: int | None = None,
+    def fit(self, train_data, *, run_dir: Path | None, name: str, valid_data=None, epochs: int | None = None,
             lr: float | None = None, callbacks=(), verbose="auto") -> dict:
-        """Train on `train_data` through the one training loop; the best epoch's weights are kept."""
+        """Train on `train_data` through the one training loop; the best epoch's weights are kept.
+
+        A head given feature batches (`FeatureBatches`) trains on their rows held in memory, a whole epoch per
+        call of the compiled train function: a gap head on a feature map as its pooled twin on (N, 2C) pooled
+        moments (`heads.PooledInputNorm`; the same function and weights, copied back into `model`), another head
+        on the rows themselves when they fit in `IN_MEMORY_BYTES`. `run_dir=None` writes no file.
+        """
         import keras
 
         from podium.vision.training import fit
@@ -137,13 +149,33 @@ class Learner:
                          "bbox": keras.losses.MeanSquaredError()},
                 "loss_weights": {"class": 1.0, "bbox": float(config["boxes"]["loss_weight"])},
                 "metrics": {"class": ["accuracy"]}}
-        return fit(self.model, train_data, valid_data, train_config=config["train"], run_dir=run_dir, name=name,
-                   epochs=epochs, lr=lr, extra_callbacks=callbacks, verbose=verbose, **compile_args)
+        model, train, valid, options = self.model, train_data, valid_data, {}
+        if not self.on_images and isinstance(train_data, FeatureBatches) and isinstance(valid_data, FeatureBatches):
+            twin = None if self.has_boxes else self._pooled_twin()
+            in_memory = _in_memory(train_data, pooled=twin is not None, data=self.data), \
+                _in_memory(valid_data, pooled=twin is not None, data=self.data)
+            if None not in in_memory:
+                model = twin or self.model
+                (train, batch_size), (valid, _) = in_memory
+                options = {"batch_size": batch_size}
+            if not isinstance(train, tuple) or not train_data.shuffle:
+                train, valid, model, options = train_data, valid_data, self.model, {}
+        if not self.on_images:
+            options["steps_per_execution"] = _steps(train, options.get("batch_size"))
+        history = fit(model, train, valid, train_config=config["train"], run_dir=run_dir, name=name, epochs=epochs,
+                      lr=lr, extra_callbacks=callbacks, verbose=verbose, checkpoint=model is self.model,
+                      **options, **compile_args)
+        if model is not self.model:
+            copy_weights(model, self.model)  # the twin's weights are the head's
+            if run_dir is not None:
+                self.save(Path(run_dir) / f"{name}.keras")
+        return history
 
     @classmethod
-    def train_head(cls, data: ImageData, run_dir: Path, *, name: str = "head", batches=None, callbacks=(),
+    def train_head(cls, data: ImageData, run_dir: Path | None, *, name: str = "head", batches=None, callbacks=(),
                    verbose="auto") -> "Learner":
-        """A fresh head trained on the training rows (plain + augmented passes, or `batches`)."""
+        """A fresh head trained on the training rows (plain + augmented passes, or `batches`); its history and
+        `<name>.keras` go to `run_dir` (`None`: no file, e.g. a tuning trial or a fold)."""
         import keras
 
         config = data.config
@@ -157,6 +189,27 @@ class Learner:
         learner.fit(batches, run_dir=run_dir, name=name, callbacks=callbacks, verbose=verbose)
         return learner
 
+    def _pooled_twin(self):
+        """The head's pooled twin (gap head on a feature map), holding the head's current weights; else None."""
+        from podium.vision.heads import build_head, poolable
+
+        data = self.data
+        head_config = data.config["head"]
+        if self.on_images or self.model is None or not poolable(data.feature_shape, head_config) \
+                or self.model.name != "gap_head":
+            return None
+        if self._twin is None:
+            try:
+                twin = build_head(data.feature_shape, len(data.plugin.classes), head_config,
+                                  metadata_dim=data.metadata_dim, weight_decay=float(data.config["train"]["weight_decay"]),
+                                  pooled=True)
+                self._twin = copy_weights(self.model, twin)
+            except (ValueError, KeyError):  # a loaded head whose layers differ from the config's: none
+                self._twin = False
+                return None
+            return self._twin
+        return None if self._twin is False else copy_weights(self.model, self._twin)
+
     # -- predicting -----------------------------------------------------------------------------
     def predict(self, split: str, *, view: int = 0, output: str = "class") -> np.ndarray:
         """Predictions of `output` ("class" probabilities or "bbox") for every row of `split`, in row order."""
@@ -164,7 +217,20 @@ class Learner:
             self.data.train_rows if split == "train" else self.data.valid_rows)
         if rows == 0:
             return np.zeros((0, len(self.data.plugin.classes)), dtype=np.float32)
-        outputs = self.model.predict(self.dataset(split, view=view), verbose=0)
+        if self.on_images:
+            outputs = self.model.predict(self.dataset(split, view=view), verbose=0)
+        else:
+            # A head runs eagerly batch by batch (no predict function to trace per model); a gap head on
+            # pooled moments held in memory.
+            twin = None if self.has_boxes else self._pooled_twin()
+            batches = self.dataset(split, view=view)
+            inputs = _in_memory(batches, pooled=True, data=self.data) if twin is not None else None
+            if inputs is not None:
+                x = inputs[0][0]
+                outputs = np.concatenate([np.asarray(twin(_slice(x, start, start + PREDICT_ROWS), training=False))
+                                          for start in range(0, rows, PREDICT_ROWS)])
+            else:
+                outputs = _concatenate([self.model(batches[i][0], training=False) for i in range(len(batches))])
         if isinstance(outputs, dict):
             return np.asarray(outputs[output])
         if output != "class":
@@ -179,3 +245,68 @@ class Learner:
 def _takes_images(model) -> bool:
     # A fine-tuned model's first input is the image (named "image"); a head's is "features".
     return model.inputs[0].name.split(":")[0].startswith("image")
+
+
+def _pooled_rows(array, rows: np.ndarray, data) -> np.ndarray:
+    """Pooled moments (`CachedFeatures.pooled`) of `rows` of a cached feature map, or pooled now."""
+    if data is not None:
+        for cached in [*data.labelled_passes.values(), *data.test_passes.values()]:
+            if cached.array is array:
+                return cached.pooled()[rows]
+    order = np.argsort(rows, kind="stable")
+    pooled = np.empty((len(rows), 2 * array.shape[-1]), dtype=np.float32)
+    for start in range(0, len(rows), 256):
+        take = order[start:start + 256]
+        pooled[take] = pool_moments(array[rows[take]])
+    return pooled
+
+
+def _in_memory(batches: FeatureBatches, *, pooled: bool, data=None):
+    """((x, y), batch size) of every row of `batches` in memory, in its row order (sources one after the other);
+    `pooled`: pooled moments for the features (halved to the means when the head has no input BatchNorm).
+    None when the rows would take more than `IN_MEMORY_BYTES`."""
+    xs, ys = [], []
+    if not pooled:
+        size = sum(len(s) * sum(int(np.prod(a.shape[1:])) * 4 for a in s.inputs.values()) for s in batches.sources)
+        if size > IN_MEMORY_BYTES:
+            return None
+    width = None
+    if pooled and data is not None and not data.config["head"]["input_bn"]:
+        width = data.feature_shape[-1]
+    for source in batches.sources:
+        x = {}
+        for name, array in source.inputs.items():
+            if name == "features" and pooled:
+                x[name] = _pooled_rows(array, source.rows, data)[:, :width]
+            else:
+                x[name] = np.asarray(array[np.sort(source.rows)])[np.argsort(np.argsort(source.rows, kind="stable"),
+                                                                             kind="stable")]
+        xs.append(x)
+        ys.append(source.targets)
+    if not xs:
+        return None
+    x = {name: np.concatenate([part[name] for part in xs]) for name in xs[0]}
+    y = None
+    if ys[0] is not None:
+        y = ({k: np.concatenate([np.asarray(part[k]) for part in ys]) for k in ys[0]} if isinstance(ys[0], dict)
+             else np.concatenate([np.asarray(part) for part in ys]))
+    return ((model_inputs(x), y) if y is not None else (model_inputs(x),)), batches.batch_size
+
+
+def _steps(train, batch_size) -> int:
+    """Steps in one epoch of `train` (a PyDataset, or in-memory arrays in batches of `batch_size`)."""
+    if not isinstance(train, tuple):
+        return max(len(train), 1)
+    y = train[1]
+    rows = len(next(iter(y.values()))) if isinstance(y, dict) else len(y)
+    return max((rows + int(batch_size) - 1) // int(batch_size), 1)
+
+
+def _slice(x, start: int, stop: int):
+    return {k: v[start:stop] for k, v in x.items()} if isinstance(x, dict) else x[start:stop]
+
+
+def _concatenate(outputs):
+    if outputs and isinstance(outputs[0], dict):
+        return {k: np.concatenate([np.asarray(o[k]) for o in outputs]) for k in outputs[0]}
+    return np.concatenate([np.asarray(o) for o in outputs])

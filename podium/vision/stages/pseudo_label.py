@@ -90,11 +90,35 @@ def _index(sources, *, offset: int) -> np.ndarray:
                            for k, s in enumerate(sources)]).astype(np.int64)
 
 
-def pseudo_targets(probabilities: np.ndarray, *, soft: bool, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+def balance_classes(probabilities: np.ndarray, prior=None, *, iterations: int = 50) -> np.ndarray:
+    """Probabilities rescaled per class so the predicted class shares over all rows match `prior`
+    (default: uniform), each row still summing to 1 (Sinkhorn scaling).
+
+    A first model's test predictions lean to the classes it over-predicts; pseudo-labels taken as they
+    are teach the second model that bias again. Rescaling each class's column until the predicted
+    shares equal the labelled rows' class shares keeps every row's ranking of classes but moves the
+    borderline rows to the under-predicted classes."""
+    probabilities = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-12, None)
+    probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)
+    classes = probabilities.shape[1]
+    prior = np.full(classes, 1.0 / classes) if prior is None else np.asarray(prior, dtype=np.float64)
+    prior = np.clip(prior, 1e-6, None) / np.clip(prior, 1e-6, None).sum()
+    balanced = probabilities
+    for _ in range(iterations):
+        balanced = balanced * (prior / balanced.mean(axis=0))
+        balanced = balanced / balanced.sum(axis=1, keepdims=True)
+    return balanced
+
+
+def pseudo_targets(probabilities: np.ndarray, *, soft: bool, threshold: float, balance: bool = False,
+                   prior=None) -> tuple[np.ndarray, np.ndarray]:
     """(positions of the test rows kept, their targets): rows at least `threshold` confident,
-    with the predicted distribution (soft) or its arg-max as one-hot (hard)."""
+    with the predicted distribution (soft) or its arg-max as one-hot (hard). `balance`: the
+    probabilities are first rescaled so the predicted class shares match `prior` (see `balance_classes`)."""
     probabilities = np.asarray(probabilities, dtype=np.float64)
     probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)
+    if balance:
+        probabilities = balance_classes(probabilities, prior)
     confidence = probabilities.max(axis=1)
     kept = np.flatnonzero(confidence >= float(threshold))
     if len(kept) == 0:
@@ -107,10 +131,17 @@ def pseudo_targets(probabilities: np.ndarray, *, soft: bool, threshold: float) -
     return kept, targets.astype(np.float32)
 
 
+def class_prior(data) -> np.ndarray:
+    """The class shares of the training rows."""
+    counts = np.bincount(data.y[data.train_rows], minlength=len(data.plugin.classes)).astype(np.float64)
+    return counts / counts.sum()
+
+
 def mixed_batches(data, test_probabilities: np.ndarray, *, seed: int) -> tuple[MixedBatches, int]:
     """Mixed batches over the training passes and the same passes of the pseudo-labelled test rows."""
     config, pseudo = data.config, data.config["pseudo"]
-    kept, targets = pseudo_targets(test_probabilities, soft=bool(pseudo["soft"]), threshold=float(pseudo["threshold"]))
+    kept, targets = pseudo_targets(test_probabilities, soft=bool(pseudo["soft"]), threshold=float(pseudo["threshold"]),
+                                   balance=bool(pseudo["balance"]), prior=class_prior(data))
     passes = range(augmented_passes(config) + 1)
     pseudo_sources = []
     for p in passes:
@@ -155,6 +186,7 @@ class PseudoLabel(Stage):
         learner = state.learner
         for round_number in range(1, int(config["pseudo"]["rounds"]) + 1):
             test_probabilities = np.mean(learner.tta("test", views), axis=0)
+            state.pseudo_test_probabilities = test_probabilities  # the oof stage's fold heads use the same labels
             batches, rows = mixed_batches(data, test_probabilities, seed=int(config["seed"]) + round_number)
             logger.info("pseudo-labeling round %d: %d of %d test rows, %d of every %d rows in a batch", round_number,
                         rows, len(data.test), batches.pseudo_per_batch, batches.batch_size)

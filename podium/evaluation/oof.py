@@ -1,0 +1,179 @@
+"""Out-of-fold estimates and bagging: k heads over every labelled row, on cached features.
+
+A 400-row hold-out is too noisy to choose a model on or to fit a calibration to (on real Dogs vs.
+Cats, the tuning trial with the best hold-out log loss had the worst test log loss but one). This
+stage splits ALL labelled rows (train + valid) into `oof.folds` folds with the run's split strategy
+(`data.split=group` keeps each group, e.g. a driver, inside one fold), trains one head per fold on
+the other folds' rows (plain + augmented passes, as the main head), and predicts the held-out fold
+with the run's TTA views. Every labelled row is predicted exactly once, by the one model that never
+saw it: `oof_predictions.csv`, `oof_log_loss` and `oof_accuracy` beside the hold-out's `val_log_loss`.
+
+No fold model sees its own fold, not even for early stopping: a fold head is monitored on its own
+training rows (the schedule anneals to zero, so the last epochs are the best ones anyway).
+
+With `oof.bag` the test prediction is the mean of the fold heads (plus, with `oof.refit`, a head
+trained on every labelled row), so every labelled row trains the submission; the hold-out metrics
+stay those of the main head, which never saw the validation rows.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from podium.core.split import fold_indices
+from podium.core.stage import RunState, Stage, register_stage
+from podium.errors import PodiumError
+from podium.log import logger
+
+__all__ = ["Bag", "OutOfFold", "oof_folds", "fold_data"]
+
+
+class Bag:
+    """Several learners on the same rows, predicting as one: the mean of their (TTA) predictions."""
+
+    def __init__(self, learners, data):
+        if not learners:
+            raise PodiumError("a bag needs at least one learner")
+        self.learners = list(learners)
+        self.data = data
+
+    def tta(self, split: str, views: int) -> list[np.ndarray]:
+        per_view = [learner.tta(split, views) for learner in self.learners]
+        return [np.mean([member[view] for member in per_view], axis=0) for view in range(int(views) + 1)]
+
+    def predict(self, split: str, *, view: int = 0, output: str = "class") -> np.ndarray:
+        return np.mean([learner.predict(split, view=view, output=output) for learner in self.learners], axis=0)
+
+
+def oof_folds(labels, groups, *, strategy: str, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train positions, held-out positions) of each fold over every labelled row.
+
+    Grouped folds never split a group; a stratified split with too few rows of some class falls back
+    to a random k-fold rather than refusing a run."""
+    labels = np.asarray(labels).astype(str)
+    groups = np.asarray(groups).astype(str)
+    if strategy == "stratified" and np.unique(labels, return_counts=True)[1].min() < folds:
+        strategy = "random"
+    return [(np.sort(train), np.sort(held)) for train, held in
+            fold_indices(labels, groups, strategy=strategy, folds=folds, seed=seed)]
+
+
+def fold_data(data, train_rows: np.ndarray, valid_rows: np.ndarray):
+    """`data` restricted to one fold: the same rows and cached features, another split.
+
+    The feature caches are shared (no pass is computed twice); the metadata encoder, when the plugin
+    has one, is refitted on the fold's training rows."""
+    from podium.vision.metadata import fit_metadata
+
+    fold = dataclasses.replace(data, train_rows=np.asarray(train_rows), valid_rows=np.asarray(valid_rows))
+    if data.metadata is not None:
+        fold.metadata = fit_metadata(data.plugin, data.config, data.labelled.iloc[fold.train_rows])
+    return fold
+
+
+def train_fold_head(data, run_dir: Path, *, name: str, seed: int, extra_sources=()):
+    """A fresh head on `data`'s training rows, monitored on those training rows only (never the held-out)."""
+    import keras
+
+    from podium.vision.batches import FeatureBatches
+    from podium.vision.data import augmented_passes
+    from podium.vision.learner import PREDICT_BATCH, Learner
+
+    config = data.config
+    sources = [data.source("train", p) for p in range(augmented_passes(config) + 1)] + list(extra_sources)
+    batches = FeatureBatches(sources, batch_size=int(config["train"]["batch_size"]), shuffle=True, seed=seed)
+    monitor = FeatureBatches([data.source("train", 0)], batch_size=PREDICT_BATCH, shuffle=False, seed=seed)
+    keras.utils.set_random_seed(seed)
+    learner = Learner.head(data)
+    learner.fit(batches, valid_data=monitor, run_dir=run_dir, name=name, verbose=0)
+    return learner
+
+
+@register_stage
+class OutOfFold(Stage):
+    """k heads over all labelled rows: out-of-fold predictions and scores; their mean predicts the test set."""
+
+    name = "oof"
+    order = 60
+    reads = ("oof", "data.split", "tta")
+
+    @classmethod
+    def enabled(cls, config: dict) -> bool:
+        # A cross-validation run (`podium cv`, data.folds >= 2) is already out-of-fold over its folds.
+        return int(config.get("oof", {}).get("folds", 0)) >= 2 and int(config["data"]["folds"]) < 2
+
+    @classmethod
+    def check(cls, plugin, config: dict, data_dir=None) -> None:
+        folds = int(config["oof"]["folds"])
+        if folds < 2:
+            raise PodiumError(f"oof.folds must be 0 (off) or at least 2, got {folds}")
+
+    def run(self, state: RunState) -> None:
+        from podium.vision.learner import Learner
+
+        data, config, plugin = state.data, state.config, state.plugin
+        if state.learner is not None and getattr(state.learner, "on_images", False):
+            logger.info("oof: the main model is fine-tuned; out-of-fold heads estimate the head recipe and "
+                        "are not bagged into its submission")
+        views = int(config["tta"]["views"])
+        rows = np.union1d(data.train_rows, data.valid_rows)  # unreadable rows were dropped from both
+        labels = data.labelled["label"].to_numpy()[rows]
+        groups = data.labelled["group"].to_numpy()[rows]
+        folds = oof_folds(labels, groups, strategy=config["data"]["split"], folds=int(config["oof"]["folds"]),
+                          seed=int(config["seed"]))
+        out_dir = Path(state.run_dir) / "oof"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        pseudo = getattr(state, "pseudo_test_probabilities", None)
+        oof = np.full((len(rows), len(plugin.classes)), np.nan)
+        learners = []
+        for number, (train, held) in enumerate(folds):
+            fold = fold_data(data, rows[train], rows[held])
+            extra = _pseudo_sources(fold, pseudo)
+            learner = train_fold_head(fold, out_dir, name=f"fold{number}", seed=int(config["seed"]) + number,
+                                      extra_sources=extra)
+            oof[held] = np.mean(learner.tta("valid", views), axis=0)
+            learners.append(learner)
+            logger.info("oof fold %d of %d: %d training rows, %d held out, fold log loss %.4f", number + 1,
+                        len(folds), len(train), len(held),
+                        plugin.evaluate(labels[held], oof[held])["val_log_loss"])
+        if bool(config["oof"]["refit"]):
+            everything = fold_data(data, rows, data.valid_rows)
+            learners.append(train_fold_head(everything, out_dir, name="refit", seed=int(config["seed"]) + len(folds),
+                                            extra_sources=_pseudo_sources(everything, pseudo)))
+        scores = plugin.evaluate(labels, oof)
+        state.oof = {"rows": rows, "ids": data.labelled["id"].to_numpy()[rows], "labels": labels, "pred": oof,
+                     "folds": folds}
+        state.metrics.update({"oof_folds": len(folds), "oof_rows": int(len(rows)),
+                              "oof_log_loss": scores["val_log_loss"], "oof_accuracy": scores["val_accuracy"]})
+        bag = bool(config["oof"]["bag"]) and not getattr(state.learner, "on_images", False) \
+            and not getattr(state.learner, "has_boxes", False)
+        if bag:
+            state.bag = Bag(learners, data)
+            state.metrics["bagged_models"] = len(learners)
+        logger.info("out-of-fold over %d labelled rows (%d folds): log loss %.4f, accuracy %.4f%s", len(rows),
+                    len(folds), scores["val_log_loss"], scores["val_accuracy"],
+                    f"; the test prediction is the mean of {len(learners)} heads" if bag else "")
+        from podium.evaluation.finish import write_predictions
+
+        write_predictions(plugin, state.run_dir, "oof_predictions.csv", state.oof["ids"], oof, labels)
+
+
+def _pseudo_sources(data, test_probabilities):
+    """Pseudo-labelled test rows for a fold head, when the run pseudo-labels (the same rows and targets
+    as the main model's pseudo-labeling round; they carry no label of any labelled row)."""
+    if test_probabilities is None:
+        return ()
+    from podium.vision.batches import RowSource
+    from podium.vision.data import augmented_passes
+    from podium.vision.stages.pseudo_label import class_prior, pseudo_targets
+
+    pseudo = data.config["pseudo"]
+    kept, targets = pseudo_targets(test_probabilities, soft=bool(pseudo["soft"]), threshold=float(pseudo["threshold"]),
+                                   balance=bool(pseudo["balance"]), prior=class_prior(data))
+    sources = []
+    for p in range(augmented_passes(data.config) + 1):
+        test = data.source("test", p, with_targets=False)
+        sources.append(RowSource(test.inputs, test.rows[kept], targets, name=f"pseudo/p{p}"))
+    return sources

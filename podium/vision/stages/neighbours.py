@@ -1,0 +1,129 @@
+"""Test-neighbour smoothing: average each prediction with those of its k nearest images of the same split.
+
+State Farm's test photos are frames of a few drivers' videos: an image's nearest neighbours in
+feature space are mostly the same driver a moment before or after, doing the same thing. Averaging
+a prediction with its neighbours' removes much of the single-frame noise (a known strong technique
+in that competition). Only the split's own features and predictions are used, never a label: test
+rows are smoothed with test rows, validation rows with validation rows.
+
+k is chosen on predictions the model never trained on: the out-of-fold predictions (neighbours
+within each held-out fold, which, like the test set, is a set of unseen groups) when the `oof`
+stage ran, else the hold-out's. k = 0 (no smoothing) is always a candidate, so a data set where
+neighbours do not help keeps its predictions.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from podium.core.metrics import log_loss
+from podium.core.stage import RunState, Stage, register_stage
+from podium.errors import PodiumError
+from podium.log import logger
+
+__all__ = ["NeighbourSmoothing", "neighbour_index", "pooled", "smooth", "smooth_split"]
+
+K_GRID = (0, 1, 2, 3, 5, 8, 12, 20)
+
+
+def pooled(features) -> np.ndarray:
+    """One L2-normalised vector per row: spatial mean of a feature map, or the features as they are."""
+    array = np.asarray(features, dtype=np.float32)
+    if array.ndim == 4:
+        array = array.mean(axis=(1, 2))
+    array = array.reshape(len(array), -1).astype(np.float64)
+    array -= array.mean(axis=0, keepdims=True) if len(array) > 1 else 0.0
+    norms = np.linalg.norm(array, axis=1, keepdims=True)
+    return array / np.where(norms > 0, norms, 1.0)
+
+
+def neighbour_index(vectors: np.ndarray, k: int) -> np.ndarray:
+    """(rows, k) positions of each row's k most similar other rows (cosine), nearest first."""
+    vectors = np.asarray(vectors, dtype=np.float64)
+    k = min(int(k), len(vectors) - 1)
+    if k <= 0:
+        return np.zeros((len(vectors), 0), dtype=np.int64)
+    similarity = vectors @ vectors.T
+    np.fill_diagonal(similarity, -np.inf)
+    nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(similarity, nearest, axis=1), axis=1)
+    return np.take_along_axis(nearest, order, axis=1)
+
+
+def smooth(preds: np.ndarray, vectors: np.ndarray, k: int) -> np.ndarray:
+    """Each row's prediction averaged with its k nearest rows' (itself counted once)."""
+    preds = np.asarray(preds, dtype=np.float64)
+    if k <= 0 or len(preds) < 2:
+        return preds.copy()
+    index = neighbour_index(vectors, k)
+    return (preds + preds[index].sum(axis=1)) / (1 + index.shape[1])
+
+
+def split_vectors(data, split: str) -> np.ndarray:
+    """Pooled plain-pass features of a split's rows, in the split's row order (test: test features only)."""
+    if split == "test":
+        return pooled(data.test_features(0).array)
+    rows = data.valid_rows if split == "valid" else data.train_rows
+    return pooled(np.asarray(data.labelled_features(0).array)[rows])
+
+
+def smooth_split(data, split: str, preds: np.ndarray, *, k: int) -> np.ndarray:
+    return smooth(preds, split_vectors(data, split), k)
+
+
+def choose_k(y_index, preds, vectors, groups_of_rows=None, grid=K_GRID) -> tuple[int, dict]:
+    """The k of lowest log loss, smoothing within each part of `groups_of_rows` (lists of positions)."""
+    parts = groups_of_rows or [np.arange(len(preds))]
+    scores = {}
+    for k in grid:
+        smoothed = np.asarray(preds, dtype=np.float64).copy()
+        for part in parts:
+            smoothed[part] = smooth(preds[part], vectors[part], k)
+        scores[int(k)] = log_loss(y_index, smoothed)
+    best = min(scores, key=lambda k: (scores[k], k))
+    return best, scores
+
+
+@register_stage
+class NeighbourSmoothing(Stage):
+    name = "neighbours"
+    order = 70
+    reads = ("neighbours", "tta")
+
+    @classmethod
+    def enabled(cls, config: dict) -> bool:
+        return bool(config.get("neighbours", {}).get("enabled", False))
+
+    @classmethod
+    def check(cls, plugin, config: dict, data_dir=None) -> None:
+        k = config["neighbours"]["k"]
+        if isinstance(k, bool) or not (str(k).strip() == "auto" or str(k).strip().isdigit()):
+            raise PodiumError(f"neighbours.k must be \"auto\" or a whole number >= 0, got {k!r}")
+
+    def run(self, state: RunState) -> None:
+        data, plugin, config = state.data, state.plugin, state.config
+        oof = getattr(state, "oof", None)
+        fixed = str(config["neighbours"]["k"]).strip()
+        if oof is not None:
+            vectors = pooled(np.asarray(data.labelled_features(0).array)[oof["rows"]])
+            y, preds = plugin.label_indices(oof["labels"]), oof["pred"]
+            parts = [held for _, held in oof["folds"]]
+            source = "oof"
+        else:
+            vectors = split_vectors(data, "valid")
+            y = plugin.label_indices(data.valid_labels)
+            preds = np.mean(state.learner.tta("valid", int(config["tta"]["views"])), axis=0)
+            parts, source = None, "valid"
+        k, scores = choose_k(y, preds, vectors, parts) if fixed == "auto" else (int(fixed), {})
+        if not scores:
+            _, scores = choose_k(y, preds, vectors, parts, grid=(0, k))
+        state.neighbours = {"k": int(k), "chosen_on": source}
+        if oof is not None:
+            smoothed = preds.copy()
+            for part in parts:
+                smoothed[part] = smooth(preds[part], vectors[part], k)
+            state.oof_smoothed = smoothed
+        state.metrics.update({"neighbours_k": int(k), "neighbours_chosen_on": source,
+                              f"{source}_log_loss_before_neighbours": scores[0],
+                              f"{source}_log_loss_after_neighbours": scores[int(k)]})
+        logger.info("neighbour smoothing: k=%d chosen on %s (log loss %.4f with no smoothing, %.4f with k=%d)",
+                    k, source, scores[0], scores[int(k)], k)
