@@ -95,6 +95,11 @@ class Competition(abc.ABC):
 
         return IMAGE_DEFAULTS
 
+    def config_ranges(self) -> dict:
+        """Allowed ranges of this plugin's own keys (dotted key -> `podium.config.Allowed`), beside its defaults;
+        they replace the shared ranges of the same keys."""
+        return {}
+
     def search_space(self) -> dict:
         """What `podium tune` searches: dotted config key -> distribution (see `podium.tuning.space`).
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from podium.config import Allowed, above, at_least, between, one_of
 from podium.errors import PodiumError
 from podium.competitions.base import Competition
 from podium.competitions.registry import register
@@ -70,6 +71,32 @@ MOVIELENS_DEFAULTS: dict = {
         "show": 10,  # movies listed at each end
     },
     "paths": {"cache": "cache"},
+}
+
+# The allowed range of every MovieLens key, beside its default; shared keys not listed keep the shared ranges.
+MOVIELENS_RANGES: dict = {
+    "data.split": one_of("random", "stratified", "time"),
+    "data.time_quantile": between(0.0, 1.0, low_open=True, high_open=True),
+    "data.rating_scale": Allowed(lambda v: isinstance(v, list) and len(v) == 2
+                                 and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+                                 and v[0] < v[1], "a list [lowest, highest] of two increasing numbers"),
+    "data.sample_train": at_least(1),
+    "data.sample_valid": at_least(1),
+    "model.kind": one_of("dot", "nn", "meta"),
+    "model.factors": at_least(1),
+    "model.reg": at_least(0.0),
+    "model.bias_reg": at_least(0.0),
+    "model.dropout": between(0.0, 1.0, high_open=True),
+    "model.init_scale": above(0.0),
+    "model.time_bins": at_least(1),
+    "model.time_reg": at_least(0.0),
+    "train.epochs": at_least(1),
+    "train.batch_size": at_least(1),
+    "train.lr": above(0.0),
+    "train.patience": at_least(0),
+    "train.holdout": between(0.0, 1.0, low_open=True, high_open=True),
+    "analysis.movies": at_least(1),
+    "analysis.show": at_least(1),
 }
 
 
@@ -197,6 +224,9 @@ class MovieLens(Competition):
         return {"val_rmse": float(np.sqrt(np.mean(error ** 2))), "val_mae": float(np.mean(np.abs(error)))}
 
     # -- configuration -----------------------------------------------------------------------
+    def config_ranges(self) -> dict:
+        return MOVIELENS_RANGES
+
     def default_config(self) -> dict:
         return copy.deepcopy(MOVIELENS_DEFAULTS)
 

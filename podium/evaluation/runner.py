@@ -15,7 +15,7 @@ from pathlib import Path
 from podium.config import deep_update, resolve
 from podium.core import backend
 from podium.core.rundir import complete_run, load_run, new_run_dir, update_metrics, write_run_record
-from podium.core.stage import registered_stages
+from podium.core.stage import Stage, registered_stages
 from podium.errors import PodiumError
 from podium.evaluation import finish  # noqa: F401  (registers the evaluation stages)
 from podium.files import read_json
@@ -35,15 +35,34 @@ def pipeline_module(name: str):
 
 
 def resolve_config(plugin, *, files=(), sets=(), overrides=None) -> dict:
-    return resolve(plugin.default_config(), files=files, sets=sets, overrides=overrides)
+    return resolve(plugin.default_config(), files=files, sets=sets, overrides=overrides, ranges=plugin.config_ranges())
+
+
+RECORDS = ("full", "metrics")
+
+
+class RecordMetricsOnly(Stage):
+    """First stage of a run started with `record="metrics"` (a tuning trial): the stages that honour
+    `state.record` then write no model, history, prediction or submission file, and the learning curve is
+    left out; the run directory keeps its record (run.json, config.json) and metrics.json."""
+
+    name = "record_metrics_only"
+    order = -1000
+
+    def run(self, state) -> None:
+        state.record = "metrics"
 
 
 def start_run(plugin, data_dir: Path, config: dict, *, runs_root: Path = Path("runs"),
-              sample: bool = False, tag: str = "", callbacks=()) -> tuple[Path, dict]:
+              sample: bool = False, tag: str = "", callbacks=(), record: str = "full") -> tuple[Path, dict]:
     """Train and predict one run of `plugin` on `data_dir`; return (run_dir, metrics).
 
     `callbacks` (Keras callbacks, e.g. a pruning callback) are added to the main training stage.
+    `record="metrics"` (tuning trials): the metrics only, no model or prediction files, where the
+    pipeline has stages (image runs); `"full"`: every file of a normal run.
     """
+    if record not in RECORDS:
+        raise PodiumError(f"record must be one of {', '.join(RECORDS)}, got {record!r}")
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise PodiumError(f"data folder {data_dir} not found")

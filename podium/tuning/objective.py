@@ -23,7 +23,7 @@ class Objective:
     """Callable for `study.optimize`: suggest, run, report; memory is released after every trial."""
 
     def __init__(self, plugin, data_dir: Path, config: dict, space: SearchSpace, *, trials_root: Path,
-                 sample: bool = False, metric: str, monitor: str = "val_loss"):
+                 sample: bool = False, metric: str, monitor: str = "val_loss", record: str = "metrics"):
         self.plugin = plugin
         self.data_dir = Path(data_dir)
         self.config = config
@@ -32,6 +32,7 @@ class Objective:
         self.sample = sample
         self.metric = metric
         self.monitor = monitor
+        self.record = record  # "metrics": the trial's run writes metrics.json, no model or prediction file
 
     def __call__(self, trial) -> float:
         import optuna
@@ -45,11 +46,11 @@ class Objective:
         try:
             params = self.space.suggest(trial)
             config = merge(self.config, overrides_from_params(params), source=f"trial {trial.number}")
-            check_ranges(config)
+            check_ranges(config, self.plugin.config_ranges())
             logger.info(f"\n== trial {trial.number}: " + ", ".join(f"{k}={_short(v)}" for k, v in params.items()))
             run_dir, metrics = start_run(self.plugin, self.data_dir, config, runs_root=self.trials_root,
                                          sample=self.sample, tag=tag,
-                                         callbacks=[KerasPruningCallback(trial, self.monitor)])
+                                         callbacks=[KerasPruningCallback(trial, self.monitor)], record=self.record)
             trial.set_user_attr("run_dir", str(run_dir))
             if self.metric not in metrics:
                 raise PodiumError(f"the run wrote no {self.metric!r} (it has {sorted(metrics)}); "

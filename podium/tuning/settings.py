@@ -20,7 +20,9 @@ from podium.tuning.space import SearchSpace
 __all__ = ["TUNE_DEFAULTS", "resolve_with_tune", "search_space", "objective_metric"]
 
 TUNE_DEFAULTS: dict = {
-    "metric": "",  # empty: the plugin's validation metric, val_<plugin.metric> (e.g. val_log_loss, val_rmse)
+    # empty: the out-of-fold metric, oof_<plugin.metric>, where the plugin's runs make out-of-fold estimates
+    # (image plugins: oof.folds >= 2), else its validation metric val_<plugin.metric> (e.g. val_rmse)
+    "metric": "",
     "direction": "minimize",  # "maximize" for a metric where higher is better (e.g. val_accuracy)
     "monitor": "val_loss",  # the per-epoch Keras log reported to the pruner
     "only": [],  # search only these keys of the space (empty: all of them)
@@ -31,17 +33,22 @@ TUNE_DEFAULTS: dict = {
     "heartbeat": 60,  # seconds between a running trial's heartbeats; silent for 2x that (a killed worker): failed
     # A worker process is replaced after this many trials (0: never; with --jobs 1 the trials then run in-process).
     "trials_per_process": 10,
+    # "metrics": a trial's run directory keeps its record and metrics.json only (no model, history, prediction
+    # or submission file: `podium run --best-of STUDY` writes the best one's full run); "full": every file.
+    "record": "metrics",
 }
 
 
 def resolve_with_tune(plugin, *, files=(), sets=(), overrides=None) -> tuple[dict, dict]:
     """(run config, tune settings): the plugin's defaults < config files < overrides < `--set`."""
     defaults = deep_update(plugin.default_config(), {"tune": TUNE_DEFAULTS})
-    config = resolve(defaults, files=files, sets=sets, overrides=overrides)
+    config = resolve(defaults, files=files, sets=sets, overrides=overrides, ranges=plugin.config_ranges())
     tune = config.pop("tune")
     tune["space"] = {key: value for key, value in tune["space"].items() if key != "__free__"}
     if tune["pruner"] not in ("median", "none"):
         raise PodiumError(f"tune.pruner must be 'median' or 'none', got {tune['pruner']!r}")
+    if tune["record"] not in ("metrics", "full"):
+        raise PodiumError(f"tune.record must be 'metrics' or 'full', got {tune['record']!r}")
     if tune["direction"] not in ("minimize", "maximize"):
         raise PodiumError(f"tune.direction must be 'minimize' or 'maximize', got {tune['direction']!r}")
     if min(tune["startup_trials"], tune["warmup_epochs"], tune["trials_per_process"]) < 0 or tune["heartbeat"] < 1:
@@ -58,5 +65,13 @@ def search_space(plugin, tune: dict, config: dict) -> SearchSpace:
     return space
 
 
-def objective_metric(plugin, tune: dict) -> str:
-    return tune["metric"] or f"val_{plugin.metric}"
+def objective_metric(plugin, tune: dict, config: dict | None = None) -> str:
+    """tune.metric, or by default the out-of-fold metric when runs make one: a 400-row hold-out is too noisy
+    to choose between trials on (on real Dogs vs. Cats the best hold-out trial was the second worst on test)."""
+    if tune["metric"]:
+        return tune["metric"]
+    config = config if config is not None else plugin.default_config()
+    oof = config.get("oof") if isinstance(config, dict) else None
+    if isinstance(oof, dict) and int(oof.get("folds", 0)) >= 2 and int(config.get("data", {}).get("folds", 0)) < 2:
+        return f"oof_{plugin.metric}"
+    return f"val_{plugin.metric}"
