@@ -132,3 +132,44 @@ def test_feature_cache_keeps_augmented_boxes_and_plain_boxes(tmp_path):
     # The box-aware pass is its own entry; the plain features are shared with box-less runs.
     assert augmented.directory != cache.features(spec, paths, pass_index=1, augment=AUGMENT).directory
     assert cache.features(spec, paths).hit and cache.features(spec, paths).boxes is None
+
+
+def test_box_loss_in_fractions_keeps_the_class_accuracy():
+    """A box output trained with weight 1 on fraction targets must not cost the classifier its accuracy."""
+    import keras
+
+    from podium.vision.boxes import from_fractions, to_fractions, with_box_output
+    from podium.vision.heads import build_head
+
+    rng = np.random.default_rng(0)
+    n, size = 600, (224, 224)
+    y = rng.integers(0, 4, size=n)
+    centres = rng.normal(size=(4, 32))
+    x = (centres[y] + 1.2 * rng.normal(size=(n, 32))).astype("float32")
+    corner = rng.uniform(0, 150, size=(n, 2))
+    boxes = np.concatenate([corner, corner + rng.uniform(20, 70, size=(n, 2))], axis=1).astype("float32")
+    assert np.allclose(from_fractions(to_fractions(boxes, size), size), boxes, atol=1e-3)
+    train, valid = slice(0, 450), slice(450, n)
+    config = {"kind": "gap", "units": 32, "dropout": 0.2, "input_bn": True}
+
+    def accuracy(with_boxes: bool) -> float:
+        keras.utils.set_random_seed(0)
+        model = build_head((32,), 4, config)
+        targets = {"class": np.eye(4)[y]}
+        if with_boxes:
+            model = with_box_output(model, size=size, mean_box=boxes[train].mean(axis=0))
+            targets["bbox"] = to_fractions(boxes, size)
+            model.compile(optimizer=keras.optimizers.Adam(3e-3), loss={"class": "categorical_crossentropy",
+                                                                        "bbox": "mse"},
+                          loss_weights={"class": 1.0, "bbox": 1.0})
+            model.fit(x[train], {k: v[train] for k, v in targets.items()}, epochs=15, batch_size=32, verbose=0)
+            predicted = model.predict(x[valid], verbose=0)["class"]
+        else:
+            model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="categorical_crossentropy")
+            model.fit(x[train], targets["class"][train], epochs=15, batch_size=32, verbose=0)
+            predicted = model.predict(x[valid], verbose=0)
+        return float((predicted.argmax(axis=1) == y[valid]).mean())
+
+    class_only, with_box = accuracy(False), accuracy(True)
+    assert class_only > 0.6
+    assert with_box >= class_only - 0.03

@@ -89,7 +89,7 @@ def box_run(tmp_path_factory, plugin, data_dir):
     config = deep_update(demo_config(plugin, resolve_config(plugin)), {
         "paths": {"cache": str(root / "cache")}, "image": {"size": [32, 64]},
         "augment": {"passes": 1}, "train": {"epochs": 6, "patience": 6},
-        "boxes": {"loss_weight": 0.001, "crop_classify": True},
+        "boxes": {"loss_weight": 1.0, "crop_classify": True},
     })
     run_dir, metrics = start_run(plugin, data_dir, config, runs_root=root / "runs")
     return run_dir, metrics

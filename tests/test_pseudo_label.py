@@ -86,3 +86,23 @@ def test_soft_hard_and_threshold():
 def test_bad_fraction_is_one_clear_error(fraction):
     with pytest.raises(PodiumError, match="pseudo.fraction"):
         MixedBatches([marked_source(10, 0.0)], [marked_source(5, 1.0)], batch_size=16, fraction=fraction)
+
+
+def test_class_balanced_pseudo_labels_match_the_prior_and_keep_rankings():
+    from podium.vision.stages.pseudo_label import balance_classes
+
+    rng = np.random.default_rng(0)
+    # A first model biased to class 0: it puts extra mass there for every row.
+    truth = rng.integers(0, 3, size=600)
+    logits = 2.0 * np.eye(3)[truth] + rng.normal(size=(600, 3))
+    logits[:, 0] += 1.5
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    assert np.bincount(probs.argmax(axis=1), minlength=3)[0] > 300  # the bias, before
+    balanced = balance_classes(probs, np.full(3, 1 / 3))
+    assert np.allclose(balanced.sum(axis=1), 1.0)
+    assert np.allclose(balanced.mean(axis=0), 1 / 3, atol=1e-3)
+    counts = np.bincount(balanced.argmax(axis=1), minlength=3)
+    assert counts.max() < 260 and counts.min() > 140
+    assert (balanced.argmax(axis=1) == truth).mean() > (probs.argmax(axis=1) == truth).mean()
+    kept, targets = pseudo_targets(probs, soft=False, threshold=0.0, balance=True, prior=[1 / 3] * 3)
+    assert len(kept) == 600 and np.bincount(targets.argmax(axis=1), minlength=3).max() < 260

@@ -71,7 +71,7 @@ def test_search_finishes_and_beats_the_first_trial(searched):
     for trial in trials[:3]:
         run_dir = trial.user_attrs["run_dir"]
         metrics = json.loads(open(f"{run_dir}/metrics.json").read())
-        assert metrics["val_log_loss"] == pytest.approx(trial.value)
+        assert metrics[searched["study"].user_attrs["metric"]] == pytest.approx(trial.value)
         assert json.loads(open(f"{run_dir}/config.json").read())["train"]["lr"] == pytest.approx(
             trial.params["train.lr"])
     assert all(t.user_attrs["val_accuracy"] >= 0 for t in trials[:3])
@@ -120,7 +120,7 @@ def test_run_best_of_reproduces_the_best_trial(searched, capsys):
     assert f"trial {best.number}" in out and "settings differ" not in out
     run_dir = out.strip().splitlines()[-2].split("run: ")[-1]
     metrics = json.loads(open(f"{run_dir}/metrics.json").read())
-    assert metrics["val_log_loss"] == pytest.approx(best.value, abs=2e-3)
+    assert metrics[searched["study"].user_attrs["metric"]] == pytest.approx(best.value, abs=2e-3)
     assert json.loads(open(f"{run_dir}/config.json").read())["train"]["lr"] == pytest.approx(best.params["train.lr"])
 
 

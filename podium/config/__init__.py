@@ -313,7 +313,7 @@ IMAGE_DEFAULTS: dict = {
         "metadata": True,  # feed the plugin's metadata columns (if it declares any) as a second input
     },
     "boxes": {  # plugins whose table has bounding boxes (bbox_x0, bbox_y0, bbox_x1, bbox_y1)
-        "loss_weight": 0.0,  # > 0: also regress the largest box; its MSE (input pixels) is scaled by this
+        "loss_weight": 0.0,  # > 0: also regress the largest box; its MSE (fractions of the input) is scaled by this
         "crop_classify": False,  # then classify crops of the predicted boxes, compared on validation
         "crop_margin": 0.15,  # fraction of the box's size added on each side of a crop
     },

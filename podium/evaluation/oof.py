@@ -147,8 +147,7 @@ class OutOfFold(Stage):
                      "folds": folds}
         state.metrics.update({"oof_folds": len(folds), "oof_rows": int(len(rows)),
                               "oof_log_loss": scores["val_log_loss"], "oof_accuracy": scores["val_accuracy"]})
-        bag = bool(config["oof"]["bag"]) and not getattr(state.learner, "on_images", False) \
-            and not getattr(state.learner, "has_boxes", False)
+        bag = bool(config["oof"]["bag"]) and not getattr(state.learner, "on_images", False)
         if bag:
             state.bag = Bag(learners, data)
             state.metrics["bagged_models"] = len(learners)

@@ -134,7 +134,8 @@ def augmented_passes(config: dict) -> int:
 
 @dataclass
 class BoxData(ImageData):
-    """ImageData whose labelled rows also have a box target (network-input pixels, NaN: none)."""
+    """ImageData whose labelled rows also have a box target (kept in network-input pixels, NaN: none; the
+    model's targets are fractions of the input)."""
 
     boxes: np.ndarray | None = None  # one per labelled row
 
@@ -159,8 +160,9 @@ class BoxData(ImageData):
     def source(self, split: str, pass_index: int = 0, *, with_targets: bool = True):
         source = super().source(split, pass_index, with_targets=with_targets)
         if split != "test" and with_targets:
-            source.targets = {"class": source.targets,
-                              "bbox": box_utils.targets(self.moved_boxes(pass_index)[source.rows])}
+            # The model learns boxes as fractions of the input: a loss on the class loss's scale.
+            source.targets = {"class": source.targets, "bbox": box_utils.targets(
+                box_utils.to_fractions(self.moved_boxes(pass_index)[source.rows], self.spec.size))}
         return source
 
 

@@ -40,8 +40,13 @@ class DiscriminativeAdam(keras.optimizers.Adam):
         super().__init__(**kwargs)
         self.multipliers = dict(multipliers or {})
 
+    def build(self, variables):
+        super().build(variables)
+        self._scales = [float(self.multipliers.get(variable.path, 1.0)) for variable in variables]
+
     def update_step(self, gradient, variable, learning_rate):
-        scale = self.multipliers.get(variable.path, 1.0)
+        # The backend may hand over its own variable object: look the Keras variable up by index.
+        scale = self._scales[self._get_variable_index(variable)]
         if scale != 1.0:
             learning_rate = keras.ops.cast(learning_rate, variable.dtype) * scale
         return super().update_step(gradient, variable, learning_rate)
@@ -99,7 +104,7 @@ def fine_tune(learner, run_dir: Path, *, epochs: int, lr: float, ratio: float, u
               name: str = "finetune", valid_data=None) -> dict:
     """Fine-tune `learner` (a head on cached features) end to end from augmented images; return the
     learner on images and a report with seconds per epoch and the validation loss after each epoch."""
-    from podium.vision.training import WarmupAnneal, callbacks
+    from podium.vision.training import WarmupAnneal
 
     run_dir = Path(run_dir)
     data = learner.data
@@ -146,7 +151,8 @@ def fine_tune(learner, run_dir: Path, *, epochs: int, lr: float, ratio: float, u
                         unfrozen, len(groups), f"{trainable:,}")
         started = time.perf_counter()
         history = model.fit(train, validation_data=valid_data, epochs=epoch + 1, initial_epoch=epoch, verbose="auto",
-                            callbacks=callbacks(run_dir, f"{name}_e{epoch + 1}", patience=epochs))
+                            callbacks=[keras.callbacks.CSVLogger(str(run_dir / f"history_{name}.csv"),
+                                                                 append=epoch > 0)])
         seconds = time.perf_counter() - started
         report["epochs"].append({"epoch": epoch + 1, "seconds": seconds, "unfrozen_blocks": unfrozen,
                                  "val_loss": float(history.history["val_loss"][-1])})
@@ -154,7 +160,5 @@ def fine_tune(learner, run_dir: Path, *, epochs: int, lr: float, ratio: float, u
                     report["epochs"][-1]["val_loss"])
         model.save_weights(weights_path)
         progress_path.write_text(json.dumps({"next_epoch": epoch + 1, "report": report}))
-    for path in run_dir.glob(f"{name}_e*.keras"):
-        path.unlink()
     report["seconds_per_epoch"] = float(np.mean([e["seconds"] for e in report["epochs"]])) if report["epochs"] else 0.0
     return {"learner": tuned, "report": report}

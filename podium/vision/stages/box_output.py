@@ -2,8 +2,9 @@
 
 Switched on by `boxes.loss_weight > 0` for a plugin whose table has box columns (see `podium.core.annotations`).
 The box output is a linear dense layer beside the classifier, on the same penultimate tensor,
-regressing (x0, y0, x1, y1) in network-input pixels; its mean squared error is scaled by
-`boxes.loss_weight` (the course used 0.001) and added to the class cross-entropy. The dense
+regressing (x0, y0, x1, y1) as fractions of the input; its mean squared error is scaled by
+`boxes.loss_weight` and added to the class cross-entropy. (The course regressed pixels with a
+weight of 0.001; in pixels squared a weight of 1 swamped the classifier.) The dense
 (flattening) head keeps where things are in the feature map; the gap head averages it away, so
 boxes are learnt better with `head.kind=dense`. The fcn head has no dense layer and takes no box.
 
@@ -74,7 +75,7 @@ class BoxReport(Stage):
         return BoxTargets.enabled(config)
 
     def run(self, state: RunState) -> None:
-        predicted = state.learner.predict("valid", output="bbox")
+        predicted = box_utils.from_fractions(state.learner.predict("valid", output="bbox"), state.data.spec.size)
         state.metrics.update(box_metrics(state.data, predicted))
         draw_validation_boxes(state.data, predicted, state.learner.predict("valid"), state.run_dir / "boxes.png")
 

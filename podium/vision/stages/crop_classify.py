@@ -114,9 +114,11 @@ class CropClassify(Stage):
 def predicted_boxes(learner, split: str) -> np.ndarray:
     """Predicted boxes (network-input pixels) of the plain view; `labelled`: every train and valid row, in
     table order."""
+    size = learner.data.spec.size
     if split == "test":
-        return learner.predict("test", output="bbox") if len(learner.data.test) else np.zeros((0, 4))
+        return box_utils.from_fractions(learner.predict("test", output="bbox"), size) if len(learner.data.test) \
+            else np.zeros((0, 4))
     labelled = np.zeros((len(learner.data.labelled), 4))  # rows skipped as unreadable keep the whole image
-    labelled[learner.data.train_rows] = learner.predict("train", output="bbox")
-    labelled[learner.data.valid_rows] = learner.predict("valid", output="bbox")
+    labelled[learner.data.train_rows] = box_utils.from_fractions(learner.predict("train", output="bbox"), size)
+    labelled[learner.data.valid_rows] = box_utils.from_fractions(learner.predict("valid", output="bbox"), size)
     return labelled
