@@ -8,8 +8,8 @@ podium models use their defaults (`podium run movielens`) with time terms ("+tim
 implicit feedback of the pairs to predict ("+pairs": who rated what in the scored set, never
 its ratings) switched on or off; the epoch is chosen by early stopping on a seeded 5% of the
 training ratings, never on the scored ones. Surprise's SVD, SVD++ and BaselineOnly use their
-default settings. The ensembles are the mean of the dot, nn and meta predictions, as
-`podium ensemble` averages runs. Fit time is per fold, wall clock, on a shared machine.
+default settings. The ensembles are the mean of their members' predictions (dot, nn and meta;
+or runs of one model with different seeds), as `podium ensemble` averages runs. Fit time is per fold, wall clock, on a shared machine.
 
     pip install '.[bench]'    # scikit-surprise, for this benchmark only
     python bench/movielens_vs_surprise.py [--data ../shared/data/ml-100k] [--folds 5] [--seed 2017]
@@ -40,11 +40,21 @@ PODIUM_MODELS = {
     "podium nn +time +pairs": ({"kind": "nn", "time": True}, True),
     "podium meta": ({"kind": "meta", "time": False}, False),
     "podium meta +time +pairs": ({"kind": "meta", "time": True}, True),
+    "podium nn +pairs": ({"kind": "nn", "time": False}, True),
+    "podium meta +pairs": ({"kind": "meta", "time": False}, True),
+    # Runs of one model that differ only in `seed` (the init, the batch order and the 5% holdout): a bag.
+    "podium meta +pairs seed 2": ({"kind": "meta", "time": False, "seed": 2}, True),
+    "podium meta +pairs seed 3": ({"kind": "meta", "time": False, "seed": 3}, True),
 }
 # ensemble name -> members
 ENSEMBLES = {
     "podium ensemble (dot, nn, meta)": ("podium dot", "podium nn", "podium meta"),
     "podium ensemble +time +pairs": ("podium dot +time +pairs", "podium nn +time +pairs", "podium meta +time +pairs"),
+    "podium ensemble +pairs": ("podium dot +pairs", "podium nn +pairs", "podium meta +pairs"),
+    "podium ensemble meta +pairs 3 seeds": ("podium meta +pairs", "podium meta +pairs seed 2",
+                                            "podium meta +pairs seed 3"),
+    "podium ensemble dot + meta x3 +pairs": ("podium dot +pairs", "podium meta +pairs", "podium meta +pairs seed 2",
+                                             "podium meta +pairs seed 3"),
 }
 PUBLISHED = {"Surprise SVD": 0.934, "Surprise SVD++": 0.919, "Surprise BaselineOnly": 0.944}  # Surprise's README
 

@@ -109,8 +109,12 @@ def test_canonical_table_split_and_sample(plugin, demo):
 
 def test_split_by_user_is_refused(plugin, demo):
     table = plugin.read_table(demo)
+    with pytest.raises(PodiumError, match="'data.split' must be one of 'random', 'stratified', 'time'"):
+        resolve_config(plugin, overrides={"data": {"split": "group"}})
+    config = resolve_config(plugin)
+    config["data"]["split"] = "group"  # past the config's ranges: the plugin still refuses it
     with pytest.raises(PodiumError, match="data.split for movielens must be random, stratified or time"):
-        plugin.split(table, resolve_config(plugin, overrides={"data": {"split": "group"}}))
+        plugin.split(table, config)
 
 
 def test_index_is_fitted_on_training_ids_only_and_unseen_ids_map_to_zero():
@@ -171,8 +175,12 @@ def test_a_rating_outside_the_scale_is_one_error_naming_file_and_line(plugin, tm
         plugin.split(plugin.read_table(tmp_path), config)
     wider = resolve_config(plugin, overrides={"data": {"rating_scale": [-1, 10]}})
     assert (plugin.split(plugin.read_table(tmp_path), wider)["split"] != "test").sum() == 2
+    with pytest.raises(PodiumError, match=r"'data.rating_scale' must be a list \[lowest, highest\]"):
+        resolve_config(plugin, overrides={"data": {"rating_scale": [5, 1]}})
+    reversed_scale = resolve_config(plugin)
+    reversed_scale["data"]["rating_scale"] = [5, 1]  # past the config's ranges: the plugin still refuses it
     with pytest.raises(PodiumError, match=r"data.rating_scale must be \[low, high\]"):
-        plugin.split(plugin.read_table(tmp_path), resolve_config(plugin, overrides={"data": {"rating_scale": [5, 1]}}))
+        plugin.split(plugin.read_table(tmp_path), reversed_scale)
 
 
 def test_ids_are_read_exactly_and_an_id_beyond_int64_is_one_error_naming_the_line(tmp_path):

@@ -39,7 +39,7 @@ class Recommender:
     def __init__(self, *, kind: str = "dot", factors: int = 50, reg: float = 3e-4, bias_reg: float = 1e-5,
                  implicit: bool = True, units=(128, 32), dropout: float = 0.3, init_scale: float = 0.01,
                  time: bool = False, time_bins: int = 30, time_reg: float = 1e-3,
-                 epochs: int = 40, batch_size: int = 512, lr: float = 2e-3, patience: int = 3,
+                 epochs: int = 40, batch_size: int = 512, lr: float = 1e-3, patience: int = 5,
                  holdout: float = 0.05, seed: int = 42, verbose="auto"):
         self.kind, self.factors, self.reg, self.bias_reg = kind, int(factors), float(reg), float(bias_reg)
         self.implicit, self.units, self.dropout = bool(implicit), [int(u) for u in units], float(dropout)

@@ -62,8 +62,8 @@ MOVIELENS_DEFAULTS: dict = {
     "train": {
         "epochs": 40,
         "batch_size": 512,
-        "lr": 2e-3,  # Adam
-        "patience": 3,  # epochs without improvement on the holdout before stopping (best epoch kept)
+        "lr": 1e-3,  # Adam
+        "patience": 5,  # epochs without improvement on the holdout before stopping (best epoch kept)
         "holdout": 0.05,  # share of the training ratings that chooses the epoch (never the validation split)
     },
     "analysis": {
