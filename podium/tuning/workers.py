@@ -63,7 +63,8 @@ def optimize(job: TuneJob, *, n_trials: int) -> None:
     if finished_count(study) >= job.trials:
         return
     objective = Objective(plugin, Path(job.data_dir), job.config, space, trials_root=Path(job.trials_root),
-                          sample=job.sample, metric=job.metric, monitor=job.tune["monitor"])
+                          sample=job.sample, metric=job.metric, monitor=job.tune["monitor"],
+                          record=job.tune.get("record", "metrics"))
     # Other workers (or machines) add trials too: stop once the study as a whole has enough.
     study.optimize(objective, n_trials=n_trials, timeout=job.timeout, catch=(Exception,), gc_after_trial=True,
                    callbacks=[MaxTrialsCallback(job.trials, states=(TrialState.COMPLETE, TrialState.PRUNED))])

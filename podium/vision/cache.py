@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from podium.errors import PodiumError
-from podium.files import read_json, write_json
+from podium.files import atomic_write_bytes, read_json, write_json
 
 
 @dataclass
@@ -31,6 +31,17 @@ class CachedFeatures:
     hit: bool  # True when nothing had to be computed
     seconds: float
     boxes: np.ndarray | None = None  # with `boxes` asked for: each row's box after its augmentation (NaN: none)
+
+    def pooled(self) -> np.ndarray:
+        """(N, 2C) float32 in memory: each row's per-channel mean over the feature map, then its mean square.
+
+        What a gap head needs of a map (see `heads.PooledInputNorm`), computed once from the memory map and
+        kept beside it in the entry (`pooled.npy`), so later runs and tuning trials read 2C numbers a row.
+        Only for 4-D (N, H, W, C) features.
+        """
+        if getattr(self, "_pooled", None) is None:
+            self._pooled = pooled_features(self)
+        return self._pooled
 
 
 def files_fingerprint(paths) -> str:
@@ -56,6 +67,81 @@ def _exclusive(lock_path: Path):
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+POOLED_FILE = "pooled.npy"
+POOL_ROWS = 256  # rows of the map read at a time while pooling
+
+
+def pool_moments(maps: np.ndarray) -> np.ndarray:
+    """(n, h, w, c) maps -> (n, 2c) float32: per-channel mean, then per-channel mean square (in float64)."""
+    maps = np.asarray(maps, dtype=np.float64)
+    return np.concatenate([maps.mean(axis=(1, 2)), np.square(maps).mean(axis=(1, 2))], axis=1).astype(np.float32)
+
+
+def pooled_features(features: "CachedFeatures") -> np.ndarray:
+    array = features.array
+    if array.ndim != 4:
+        raise PodiumError(f"features of shape {array.shape[1:]} are not a map to pool")
+    shape = (array.shape[0], 2 * array.shape[-1])
+    path = Path(features.directory) / POOLED_FILE
+    if path.is_file():
+        try:
+            pooled = np.load(path)
+            if pooled.shape == shape and pooled.dtype == np.float32:
+                return pooled
+        except (ValueError, OSError, EOFError):
+            pass  # damaged: pooled again below
+    pooled = np.empty(shape, dtype=np.float32)
+    for start in range(0, shape[0], POOL_ROWS):
+        pooled[start:start + POOL_ROWS] = pool_moments(array[start:start + POOL_ROWS])
+    try:
+        import io
+
+        buffer = io.BytesIO()
+        np.save(buffer, pooled)
+        atomic_write_bytes(path, buffer.getvalue())
+    except OSError:
+        pass  # a read-only cache: pooled again next time
+    return pooled
+
+
+def _read_ahead(read, items):
+    """(item, read(item)) for each item in order, `read` running one item ahead on a thread: its I/O and decoding
+    (OpenCV releases the GIL) overlap the caller's work on the previous item. At most two items are in memory."""
+    import queue
+    import threading
+
+    items = list(items)
+    results: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def work():
+        for item in items:
+            try:
+                result = (item, read(item), None)
+            except BaseException as exc:  # handed to the caller, which raises it
+                result = (item, None, exc)
+            while not stop.is_set():
+                try:
+                    results.put(result, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if stop.is_set() or result[2] is not None:
+                return
+
+    thread = threading.Thread(target=work, name="podium-read-ahead", daemon=True)
+    thread.start()
+    try:
+        for _ in items:
+            item, value, error = results.get()
+            if error is not None:
+                raise error
+            yield item, value
+    finally:
+        stop.set()
+        thread.join()
 
 
 MANIFEST_KEYS = ("key", "chunk_size", "chunks", "chunks_done", "bad_rows", "complete", "shape")
@@ -172,7 +258,7 @@ class FeatureCache:
             if damage is not None:
                 # A damaged entry (a deleted or truncated features.npy...) is computed again, from scratch.
                 print(f"feature cache {folder}: {damage}; computing this entry again")
-                for name in ("manifest.json", "features.npy", "boxes.npy"):
+                for name in ("manifest.json", "features.npy", "boxes.npy", POOLED_FILE):
                     (folder / name).unlink(missing_ok=True)
                 manifest = None
             if manifest is not None and manifest["complete"]:
@@ -195,6 +281,18 @@ class FeatureCache:
             self._models[spec] = spec.build()
         return self._models[spec]
 
+    def _predict_function(self, spec):
+        """The backbone's compiled inference call (`predict_on_batch`: traced once, no eager first batch, whose
+        intermediate tensors alone took gigabytes); an eager call where a backend cannot compile it."""
+        model = self._model(spec)
+
+        def predict(batch):
+            try:
+                return model.predict_on_batch(batch)
+            except (NotImplementedError, RuntimeError, ValueError, TypeError):
+                return model(batch, training=False)
+        return predict
+
     def _compute(self, spec, paths, folder, key, manifest, *, augment, batch_size, skip_bad_images, label,
                  boxes=None) -> dict:
         import keras
@@ -211,7 +309,7 @@ class FeatureCache:
         elif manifest["chunk_size"] != self.chunk_size:
             raise PodiumError(f"feature cache {folder}: chunk size changed; delete that folder to start over")
         done = int(manifest["chunks_done"])
-        model = self._model(spec)
+        predict = self._predict_function(spec)
         pass_name = f"pass {key['pass']}" + (" (augmented)" if key["pass"] else "")
         print(f"precompute {label or 'features'} {pass_name}: {n} images, {spec.label} {spec.size[0]}x{spec.size[1]}"
               + (f", resuming at image {done * self.chunk_size}" if done else ""))
@@ -222,31 +320,36 @@ class FeatureCache:
         if boxes is not None:
             moved_boxes = np.lib.format.open_memmap(folder / "boxes.npy", mode="r+" if done else "w+",
                                                     dtype=np.float32, shape=(n, 4))
-        for chunk in range(done, chunks):
+        def read(chunk):
+            """Chunk `chunk`'s images, decoded (threads) then augmented in order: (pixels uint8, ok, moved)."""
             start, stop = chunk * self.chunk_size, min((chunk + 1) * self.chunk_size, n)
             # Seeded per chunk, so a resumed pass augments exactly as an uninterrupted one.
             transform = build_augment(augment, seed=spec.seed * 1_000_003 + key["pass"] * 10_007 + chunk,
                                       bbox=boxes is not None) if key["pass"] else None
             if boxes is None:
                 pixels, ok = load_batch(paths[start:stop], spec.size, augment=transform,
-                                        skip_bad_images=skip_bad_images, threads=self.threads)
-            else:
-                pixels, ok, moved = load_batch_with_boxes(paths[start:stop], spec.size, augment=transform,
-                                                          boxes=boxes[start:stop], skip_bad_images=skip_bad_images,
-                                                          threads=self.threads)
+                                        skip_bad_images=skip_bad_images, threads=self.threads, dtype=np.uint8)
+                return pixels, ok, None
+            return load_batch_with_boxes(paths[start:stop], spec.size, augment=transform, boxes=boxes[start:stop],
+                                         skip_bad_images=skip_bad_images, threads=self.threads)
+
+        # The next chunk's files are decoded and augmented on a thread while the backbone runs on this one.
+        for chunk, (pixels, ok, moved) in _read_ahead(read, range(done, chunks)):
+            start, stop = chunk * self.chunk_size, min((chunk + 1) * self.chunk_size, n)
+            if moved_boxes is not None:
                 moved_boxes[start:stop] = moved
                 moved_boxes.flush()
-            outputs = []
             for offset in range(0, len(pixels), batch_size):
-                batch = spec.preprocess(pixels[offset:offset + batch_size])
-                outputs.append(keras.ops.convert_to_numpy(model(batch, training=False)))
-            values = np.concatenate(outputs).astype(np.float32)
-            if features is None:
-                manifest["shape"] = [n, *values.shape[1:]]
-                features = np.lib.format.open_memmap(folder / "features.npy", mode="w+", dtype=np.float32,
-                                                     shape=tuple(manifest["shape"]))
-            features[start:stop] = values
-            features.flush()
+                batch = spec.preprocess(pixels[offset:offset + batch_size].astype(np.float32))
+                out = np.asarray(keras.ops.convert_to_numpy(predict(batch)), dtype=np.float32)
+                if features is None:
+                    manifest["shape"] = [n, *out.shape[1:]]
+                    features = np.lib.format.open_memmap(folder / "features.npy", mode="w+", dtype=np.float32,
+                                                         shape=tuple(manifest["shape"]))
+                features[start + offset:start + offset + len(out)] = out  # straight into the memory map
+            del pixels
+            if features is not None:
+                features.flush()
             manifest["bad_rows"] += [start + int(i) for i in np.flatnonzero(~ok)]
             manifest["chunks_done"] = chunk + 1
             manifest["complete"] = chunk + 1 == chunks

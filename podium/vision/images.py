@@ -24,9 +24,9 @@ def load_image(path: str, size) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def decode_images(paths, size, *, skip_bad_images: bool = False, threads: int = 2):
+def decode_images(paths, size, *, skip_bad_images: bool = False, threads: int = 2, dtype=np.float32):
     """Decoded RGB images (None for an unreadable one when `skip_bad_images`), a mask of good rows,
-    and a zeroed float32 batch of their shape to fill."""
+    and a zeroed batch of their shape to fill (`dtype`: float32, or uint8 at a quarter of the memory)."""
     def read(path):
         try:
             return load_image(path, size)
@@ -38,16 +38,17 @@ def decode_images(paths, size, *, skip_bad_images: bool = False, threads: int = 
     with ThreadPoolExecutor(max_workers=threads) as pool:
         images = list(pool.map(read, paths))
     ok = np.array([image is not None for image in images], dtype=bool)
-    return images, ok, np.zeros((len(images), int(size[0]), int(size[1]), 3), dtype=np.float32)
+    return images, ok, np.zeros((len(images), int(size[0]), int(size[1]), 3), dtype=dtype)
 
 
-def load_batch(paths, size, *, augment=None, skip_bad_images: bool = False, threads: int = 2):
-    """Decode (and augment) `paths` into float32 (n, h, w, 3) pixels in 0..255, plus a mask of good rows.
+def load_batch(paths, size, *, augment=None, skip_bad_images: bool = False, threads: int = 2, dtype=np.float32):
+    """Decode (and augment) `paths` into (n, h, w, 3) pixels in 0..255 (float32, or the same values as uint8
+    with `dtype=np.uint8`), plus a mask of good rows.
 
     A bad image raises unless `skip_bad_images`, where it becomes a blank image marked False.
     Augmentation runs in order on the calling thread so a seeded pipeline is reproducible.
     """
-    images, ok, batch = decode_images(paths, size, skip_bad_images=skip_bad_images, threads=threads)
+    images, ok, batch = decode_images(paths, size, skip_bad_images=skip_bad_images, threads=threads, dtype=dtype)
     for i, image in enumerate(images):
         if image is None:
             continue

@@ -37,7 +37,7 @@ class WarmupAnneal(keras.optimizers.schedules.LearningRateSchedule):
 
 
 def compile_model(model, train_config: dict, *, steps_per_epoch: int, epochs: int, lr: float | None = None,
-                  loss=None, loss_weights=None, metrics=None):
+                  loss=None, loss_weights=None, metrics=None, steps_per_execution: int = 1):
     lr = float(lr if lr is not None else train_config["lr"])
     schedule = WarmupAnneal(lr, warmup_steps=int(train_config["warmup_epochs"] * steps_per_epoch),
                             total_steps=epochs * steps_per_epoch, warmup_start=train_config["warmup_start"],
@@ -47,31 +47,66 @@ def compile_model(model, train_config: dict, *, steps_per_epoch: int, epochs: in
         loss=loss or keras.losses.CategoricalCrossentropy(label_smoothing=train_config["label_smoothing"]),
         loss_weights=loss_weights,
         metrics=metrics if metrics is not None else ["accuracy"],
+        steps_per_execution=max(int(steps_per_execution), 1),
     )
     return model
 
 
-def callbacks(run_dir: Path, name: str, *, patience: int, extra=()) -> list:
-    """Named, ordered callbacks: checkpoint the best epoch, stop early, log every epoch, then any extras."""
-    run_dir = Path(run_dir)
-    ordered = [
-        ("best_checkpoint", keras.callbacks.ModelCheckpoint(str(run_dir / f"{name}.keras"), monitor="val_loss",
-                                                            save_best_only=True, verbose=0)),
-        ("early_stopping", keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
-                                                         restore_best_weights=True)),
-        ("history", keras.callbacks.CSVLogger(str(run_dir / f"history_{name}.csv"))),
-    ]
+class BestCheckpoint(keras.callbacks.Callback):
+    """Writes the model once training ends, after early stopping has put the best epoch's weights back:
+    one save per fit instead of one per improving epoch (the best weights are held in memory meanwhile)."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.path = Path(path)
+
+    def on_train_end(self, logs=None):
+        self.model.save(self.path)
+
+
+def callbacks(run_dir: Path | None, name: str, *, patience: int, extra=(), checkpoint: bool = True) -> list:
+    """Named, ordered callbacks: stop early (the best epoch's weights kept in memory and put back at the end),
+    log every epoch and write the best model (only with a `run_dir`), then any extras."""
+    ordered = [("early_stopping", keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience,
+                                                                restore_best_weights=True))]
+    if run_dir is not None:
+        run_dir = Path(run_dir)
+        ordered.append(("history", keras.callbacks.CSVLogger(str(run_dir / f"history_{name}.csv"))))
+        if checkpoint:
+            ordered.append(("best_checkpoint", BestCheckpoint(run_dir / f"{name}.keras")))
     return [callback for _, callback in ordered] + list(extra)
 
 
-def fit(model, train_data, valid_data, *, train_config: dict, run_dir: Path, name: str = "head",
-        epochs: int | None = None, lr: float | None = None, extra_callbacks=(), verbose="auto", **compile_args):
-    """Compile and train `model`; the best epoch's weights are kept (in memory and in `<name>.keras`)."""
+def fit(model, train_data, valid_data, *, train_config: dict, run_dir: Path | None, name: str = "head",
+        epochs: int | None = None, lr: float | None = None, extra_callbacks=(), verbose="auto",
+        steps_per_execution: int = 1, batch_size: int | None = None, checkpoint: bool = True, **compile_args):
+    """Compile and train `model`; the best epoch's weights are kept (in memory, and in `<name>.keras` with
+    its `history_<name>.csv` when `run_dir` is given, the model unless `checkpoint=False`; `run_dir=None` writes
+    nothing, e.g. a tuning trial).
+
+    `train_data` is a PyDataset, or `(x, y)` arrays in memory (shuffled every epoch in batches of
+    `batch_size`, or of `train.batch_size`); `valid_data` likewise. `steps_per_execution` > 1 runs that many
+    steps per call of the compiled train function (per-step Python overhead gone; callbacks see epochs alike).
+    """
     epochs = int(epochs if epochs is not None else train_config["epochs"])
-    compile_model(model, train_config, steps_per_epoch=len(train_data), epochs=epochs, lr=lr, **compile_args)
-    history = model.fit(train_data, validation_data=valid_data, epochs=epochs, verbose=verbose,
-                        callbacks=callbacks(run_dir, name, patience=int(train_config["patience"]),
-                                            extra=extra_callbacks))
+    in_memory = isinstance(train_data, tuple)
+    batch_size = int(batch_size or train_config["batch_size"])
+    if in_memory:
+        rows = len(train_data[1]) if not isinstance(train_data[1], dict) else len(next(iter(train_data[1].values())))
+        steps_per_epoch = max((rows + batch_size - 1) // batch_size, 1)
+    else:
+        steps_per_epoch = len(train_data)
+    compile_model(model, train_config, steps_per_epoch=steps_per_epoch, epochs=epochs, lr=lr,
+                  steps_per_execution=min(int(steps_per_execution), steps_per_epoch), **compile_args)
+    cbs = callbacks(run_dir, name, patience=int(train_config["patience"]), extra=extra_callbacks,
+                    checkpoint=checkpoint)
+    if in_memory:
+        x, y = train_data
+        history = model.fit(x, y, batch_size=batch_size, shuffle=True, validation_data=valid_data,
+                            validation_batch_size=max(batch_size, 256), epochs=epochs, verbose=verbose,
+                            callbacks=cbs)
+    else:
+        history = model.fit(train_data, validation_data=valid_data, epochs=epochs, verbose=verbose, callbacks=cbs)
     return history.history
 
 

@@ -37,5 +37,8 @@ class TrainHead(Stage):
     reads = ("head", "train", "augment")
 
     def run(self, state: RunState) -> None:
-        state.learner = Learner.train_head(state.data, state.run_dir, callbacks=state.callbacks)
-        state.learner.save(state.run_dir / "head.keras")
+        # `head.keras` and `history_head.csv` are written by the training itself; a metrics-only run (a tuning
+        # trial, `state.record == "metrics"`) writes neither and trains silently.
+        full = getattr(state, "record", "full") != "metrics"
+        state.learner = Learner.train_head(state.data, state.run_dir if full else None, callbacks=state.callbacks,
+                                           verbose="auto" if full else 0)
