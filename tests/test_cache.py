@@ -97,3 +97,30 @@ def test_fingerprint_changes_when_a_file_changes(tmp_path):
     before = cache_module.files_fingerprint([str(path)])
     path.write_bytes(b"22")
     assert cache_module.files_fingerprint([str(path)]) != before
+
+
+def test_pooled_moments_are_computed_once_and_kept_beside_the_entry(tmp_path, spec, paths):
+    entry = FeatureCache(tmp_path, chunk_size=16).features(spec, paths[:20])
+    maps = np.random.default_rng(0).normal(1, 2, (20, 3, 3, 4)).astype(np.float32)
+    entry.array = maps  # any 4-D map: the moments are the map's
+    pooled = entry.pooled()
+    assert pooled.shape == (20, 8) and pooled.dtype == np.float32
+    assert np.allclose(pooled[:, :4], maps.mean(axis=(1, 2)), atol=1e-5)
+    assert np.allclose(pooled[:, 4:], np.square(maps).mean(axis=(1, 2)), atol=1e-4)
+    assert np.array_equal(np.load(entry.directory / cache_module.POOLED_FILE), pooled)
+
+
+def test_read_ahead_keeps_order_and_hands_errors_to_the_caller():
+    assert [item for item, _ in cache_module._read_ahead(lambda i: i * i, range(5))] == list(range(5))
+    assert [value for _, value in cache_module._read_ahead(lambda i: i * i, range(5))] == [0, 1, 4, 9, 16]
+
+    def read(i):
+        if i == 2:
+            raise ValueError("bad chunk")
+        return i
+
+    seen = []
+    with pytest.raises(ValueError, match="bad chunk"):
+        for item, _ in cache_module._read_ahead(read, range(5)):
+            seen.append(item)
+    assert seen == [0, 1]

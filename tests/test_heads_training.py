@@ -79,3 +79,52 @@ def test_batches_cover_every_row_once_per_epoch_and_predict_keeps_row_order():
     identity = keras.Sequential([keras.Input((1,)), keras.layers.Identity()])
     out = identity.predict(FeatureBatches([source], batch_size=3), verbose=0)
     assert out[:, 0].tolist() == [5, 3, 9, 1, 7, 0, 2]
+
+
+def test_pooled_twin_computes_the_gap_head_and_trains_alike():
+    """A gap head on pooled moments is the same function (input BatchNorm's batch statistics included)."""
+    import keras
+
+    from podium.vision.cache import pool_moments
+    from podium.vision.heads import copy_weights
+
+    config = {**IMAGE_DEFAULTS["head"], "kind": "gap", "units": 8, "dropout": 0.0}
+    keras.utils.set_random_seed(0)
+    full = build_head((3, 3, 16), 3, config, weight_decay=1e-3)
+    twin = copy_weights(full, build_head((3, 3, 16), 3, config, weight_decay=1e-3, pooled=True))
+    rng = np.random.default_rng(0)
+    x = rng.normal(1, 2, (32, 3, 3, 16)).astype("float32")
+    y = np.eye(3, dtype="float32")[rng.integers(0, 3, 32)]
+    pooled = pool_moments(x)
+    assert np.allclose(full(x, training=True), twin(pooled, training=True), atol=1e-5)
+    for model in (full, twin):
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="categorical_crossentropy")
+    full.fit(x, y, batch_size=32, epochs=3, shuffle=False, verbose=0)
+    twin.fit(pooled, y, batch_size=32, epochs=3, shuffle=False, verbose=0)
+    for a, b in zip(full.get_weights(), twin.get_weights()):
+        assert np.allclose(a, b, atol=1e-5)
+    assert np.allclose(full(x), twin(pooled), atol=1e-5)
+
+
+def test_learner_trains_a_gap_head_through_its_twin_and_keeps_the_files(tmp_path, redux_data):
+    """`Learner.fit` on feature batches: the head (not the twin) is saved, predicts like the twin, and a run
+    without a folder writes nothing."""
+    from podium.competitions import get
+    from podium.config import deep_update
+    from podium.vision.data import load_image_data
+    from podium.vision.learner import Learner
+
+    plugin = get("dogs-vs-cats-redux")
+    config = deep_update(plugin.default_config(), {
+        "image": {"weights": "none", "size": [32, 32]}, "train": {"epochs": 2},
+        "paths": {"cache": str(tmp_path / "cache")}})
+    data = load_image_data(plugin, redux_data, config, sample=False)
+    learner = Learner.train_head(data, tmp_path, name="head", verbose=0)
+    assert learner._twin not in (None, False)
+    assert (tmp_path / "head.keras").is_file() and (tmp_path / "history_head.csv").is_file()
+    saved = Learner.load(data, tmp_path / "head.keras")
+    saved._twin = False  # the plain path over the feature maps
+    assert np.allclose(saved.predict("valid"), learner.predict("valid"), atol=1e-4)
+    before = sorted(tmp_path.rglob("*"))
+    Learner.train_head(data, None, verbose=0)
+    assert sorted(tmp_path.rglob("*")) == before
