@@ -69,8 +69,11 @@ def main() -> None:
         ("image only (gap head)", {"head": {"metadata": False}}),
         ("image + metadata (gap head)", {"head": {"metadata": True}}),
         ("image only (dense head)", {"head": {"kind": "dense", "metadata": False}}),
+        # Boxes are fractions of the image, so a weight of 1 puts the box loss on the class loss's scale (in pixels
+        # squared it swamped the classifier on real Fisheries: class accuracy 0.98 -> 0.54).
         ("multi-output (dense, class + box)", {"head": {"kind": "dense", "metadata": False},
-                                               "boxes": {"loss_weight": 0.001, "crop_classify": True}}),
+                                               "boxes": {"loss_weight": 1.0, "crop_classify": True}}),
+        ("  box weight 0.1", {"head": {"kind": "dense", "metadata": False}, "boxes": {"loss_weight": 0.1}}),
         ("fully convolutional", {"head": {"kind": "fcn", "units": 128, "metadata": False},
                                  "image": {"cut_layer": fcn_cut}}),
     ]

@@ -258,7 +258,16 @@ def _fold_in_range(config: dict) -> str | None:
     return None
 
 
-_CROSS_CHECKS = [("data.fold", _fold_in_range)]
+def _units_for_kind(config: dict) -> str | None:
+    head = config.get("head")
+    if not isinstance(head, dict) or "units" not in head or "kind" not in head:
+        return None
+    if head["units"] == 0 and head["kind"] != "gap":
+        return f"'head.units' = 0 (no hidden layer) is for head.kind=gap; {head['kind']} needs units >= 1"
+    return None
+
+
+_CROSS_CHECKS = [("data.fold", _fold_in_range), ("head.units", _units_for_kind)]
 
 
 def deep_update(base: dict, updates: dict) -> dict:
@@ -376,7 +385,7 @@ IMAGE_RANGES: dict = {
     "image.data_parallel": one_of(True, False),
     "augment.passes": at_least(0),
     "head.kind": one_of("gap", "dense", "fcn"),
-    "head.units": at_least(1),
+    "head.units": at_least(0),  # 0: gap only (pooled features straight to the classifier); see _units_for_kind
     "head.dropout": between(0, 1, high_open=True),
     "head.conv_layers": at_least(0),
     "boxes.loss_weight": at_least(0),

@@ -98,6 +98,7 @@ class OutOfFold(Stage):
     name = "oof"
     order = 60
     reads = ("oof", "data.split", "tta")
+    on_predict = True  # `podium predict` reloads the bag (oof/fold*.keras) so the test prediction is the same
 
     @classmethod
     def enabled(cls, config: dict) -> bool:
@@ -114,6 +115,11 @@ class OutOfFold(Stage):
         from podium.vision.learner import Learner
 
         data, config, plugin = state.data, state.config, state.plugin
+        if "data" not in state.completed:  # predicting again: the saved fold heads, when the run bagged them
+            saved = sorted((Path(state.run_dir) / "oof").glob("*.keras"))
+            if saved and bool(config["oof"]["bag"]) and not getattr(state.learner, "on_images", False):
+                state.bag = Bag([Learner.load(data, path) for path in saved], data)
+            return
         if state.learner is not None and getattr(state.learner, "on_images", False):
             logger.info("oof: the main model is fine-tuned; out-of-fold heads estimate the head recipe and "
                         "are not bagged into its submission")
