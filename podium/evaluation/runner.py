@@ -68,6 +68,8 @@ def start_run(plugin, data_dir: Path, config: dict, *, runs_root: Path = Path("r
         raise PodiumError(f"data folder {data_dir} not found")
     pipeline = pipeline_module(plugin.pipeline)
     stages = pipeline.check(plugin, config, data_dir=data_dir)
+    if record == "metrics" and stages:
+        stages = [RecordMetricsOnly, *(cls for cls in stages if cls.name != "learning_curve")]
     backend.configure(config)  # before any model is built, and before run.json records it
     run_dir = new_run_dir(runs_root, plugin.name, tag or f"s{config['seed']}{'-sample' if sample else ''}")
     write_run_record(run_dir, plugin, data_dir, config, sample=sample)
