@@ -65,8 +65,10 @@ def optimize(job: TuneJob, *, n_trials: int) -> None:
     objective = Objective(plugin, Path(job.data_dir), job.config, space, trials_root=Path(job.trials_root),
                           sample=job.sample, metric=job.metric, monitor=job.tune["monitor"],
                           record=job.tune.get("record", "metrics"))
-    # Other workers (or machines) add trials too: stop once the study as a whole has enough.
-    study.optimize(objective, n_trials=n_trials, timeout=job.timeout, catch=(Exception,), gc_after_trial=True,
+    # Other workers (or machines) add trials too: stop once the study as a whole has enough. The objective
+    # clears the Keras session and collects garbage after every trial itself (optuna's gc_after_trial would
+    # collect a second time, about as long again).
+    study.optimize(objective, n_trials=n_trials, timeout=job.timeout, catch=(Exception,),
                    callbacks=[MaxTrialsCallback(job.trials, states=(TrialState.COMPLETE, TrialState.PRUNED))])
 
 
