@@ -3,7 +3,7 @@ import keras
 import numpy as np
 import pytest
 
-from podium.vision.finetuning import (DiscriminativeAdam, _set_trainable, layer_groups, lr_multipliers,
+from podium.vision.finetuning import (DiscriminativeAdam, set_trainable, layer_groups, lr_multipliers,
                                       trainable_groups)
 
 
@@ -37,10 +37,10 @@ def test_discriminative_rates_are_geometric_up_to_the_head():
 def test_gradual_unfreezing_freezes_all_but_the_last_groups_and_batchnorm():
     backbone = small_backbone()
     groups = trainable_groups(backbone, "all")
-    _set_trainable(backbone, groups, 1)
+    set_trainable(backbone, groups, 1)
     trainable = {layer.name for layer in backbone.layers if layer.trainable and layer.weights}
     assert trainable == {"block3_conv1", "block3_conv2", "top_conv"}  # block3_bn stays frozen
-    _set_trainable(backbone, groups, 3)
+    set_trainable(backbone, groups, 3)
     assert {"block2_conv1", "block1_conv2"} <= {layer.name for layer in backbone.layers if layer.trainable}
 
 

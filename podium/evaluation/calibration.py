@@ -112,7 +112,6 @@ class Calibrate(Stage):
             if path.is_file():
                 saved = read_json(path)
                 state.calibration = saved["calibration"]
-                state.neighbours = saved.get("neighbours")
             return
         plugin, config = state.plugin, state.config
         oof = getattr(state, "oof", None)

@@ -160,9 +160,18 @@ class OutOfFold(Stage):
         logger.info("out-of-fold over %d labelled rows (%d folds): log loss %.4f, accuracy %.4f%s", len(rows),
                     len(folds), scores["val_log_loss"], scores["val_accuracy"],
                     f"; the test prediction is the mean of {len(learners)} heads" if bag else "")
-        from podium.evaluation.finish import write_predictions
+        _write_oof(plugin, Path(state.run_dir) / "oof_predictions.csv", state.oof["ids"], oof, labels)
 
-        write_predictions(plugin, state.run_dir, "oof_predictions.csv", state.oof["ids"], oof, labels)
+
+def _write_oof(plugin, path: Path, ids, predictions, labels) -> Path:
+    import pandas as pd
+
+    from podium.files import atomic_write_text
+
+    frame = pd.DataFrame(np.asarray(predictions), columns=plugin.prediction_columns())
+    frame.insert(0, "label", list(labels))
+    frame.insert(0, "id", list(ids))
+    return atomic_write_text(path, frame.to_csv(index=False, float_format="%.6f"), overwrite=False)
 
 
 def _pseudo_sources(data, test_probabilities):

@@ -27,7 +27,7 @@ import numpy as np
 
 from podium.log import logger
 
-__all__ = ["DiscriminativeAdam", "fine_tune", "layer_groups", "lr_multipliers"]
+__all__ = ["DiscriminativeAdam", "fine_tune", "layer_groups", "lr_multipliers", "set_trainable", "trainable_groups"]
 
 _BLOCK = re.compile(r"^(block\d+|conv\d+|stage_?\d+|convnext_tiny_stage_\d+)")
 
@@ -90,7 +90,7 @@ def lr_multipliers(groups: list[list], ratio: float) -> list[float]:
     return [float(ratio) ** (-(count - index) / count) for index in range(count)]
 
 
-def _set_trainable(backbone, groups: list[list], unfrozen: int) -> None:
+def set_trainable(backbone, groups: list[list], unfrozen: int) -> None:
     """Freeze the backbone except the last `unfrozen` of `groups`; BatchNorm stays frozen."""
     backbone.trainable = True
     for layer in backbone.layers:
@@ -115,9 +115,7 @@ def fine_tune(learner, run_dir: Path, *, epochs: int, lr: float, ratio: float, u
     head = learner.model
     inputs = keras.Input(shape=(*data.spec.size, 3), name="image")
     model = keras.Model(inputs, head(backbone(inputs, training=False)), name="finetuned")
-    from podium.vision.learner import Learner
-
-    tuned = Learner(data, model, on_images=True)
+    tuned = type(learner)(data, model, on_images=True)
     train = tuned.dataset("train", view=1, targets=True, shuffle=True)
     valid_data = valid_data if valid_data is not None else tuned.dataset("valid", targets=True)
     multipliers = lr_multipliers(groups, ratio)
@@ -138,7 +136,7 @@ def fine_tune(learner, run_dir: Path, *, epochs: int, lr: float, ratio: float, u
     for epoch in range(start, epochs):
         unfrozen = min(epoch + 1, len(groups)) if unfreeze == "gradual" else len(groups)
         if unfrozen != unfrozen_now:
-            _set_trainable(backbone, groups, unfrozen)
+            set_trainable(backbone, groups, unfrozen)
             optimizer = DiscriminativeAdam(multipliers=per_variable, learning_rate=schedule)
             model.compile(optimizer=optimizer, loss=keras.losses.CategoricalCrossentropy(
                 label_smoothing=float(config["train"]["label_smoothing"])), metrics=["accuracy"])

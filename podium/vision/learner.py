@@ -71,7 +71,7 @@ class Learner:
         Keras advises for fine-tuning. Discriminative rates and gradual unfreezing: `podium.vision.finetuning`."""
         import keras
 
-        from podium.vision.finetuning import _set_trainable, trainable_groups
+        from podium.vision.finetuning import set_trainable, trainable_groups
 
         if self.on_images:
             return self
@@ -80,7 +80,7 @@ class Learner:
         setting = self.data.config["finetune"]["from_layer"] if from_layer is None else from_layer
         first = "all" if setting == "all" else spec.finetune_from(backbone, setting)
         groups = trainable_groups(backbone, first)
-        _set_trainable(backbone, groups, len(groups))
+        set_trainable(backbone, groups, len(groups))
         inputs = keras.Input(shape=(*spec.size, 3), name="image")
         model = keras.Model(inputs, self.model(backbone(inputs, training=False)), name="finetuned")
         trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)

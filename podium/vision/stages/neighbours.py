@@ -88,6 +88,7 @@ class NeighbourSmoothing(Stage):
     name = "neighbours"
     order = 70
     reads = ("neighbours", "tta")
+    on_predict = True  # `podium predict` smooths with the k the run chose (neighbours.json)
 
     @classmethod
     def enabled(cls, config: dict) -> bool:
@@ -100,6 +101,15 @@ class NeighbourSmoothing(Stage):
             raise PodiumError(f"neighbours.k must be \"auto\" or a whole number >= 0, got {k!r}")
 
     def run(self, state: RunState) -> None:
+        from pathlib import Path
+
+        from podium.files import read_json, write_json
+
+        path = Path(state.run_dir) / "neighbours.json"
+        if "data" not in state.completed:  # predicting again: the k this run chose
+            if path.is_file():
+                state.neighbours = read_json(path)
+            return
         data, plugin, config = state.data, state.plugin, state.config
         oof = getattr(state, "oof", None)
         fixed = str(config["neighbours"]["k"]).strip()
@@ -117,6 +127,7 @@ class NeighbourSmoothing(Stage):
         if not scores:
             _, scores = choose_k(y, preds, vectors, parts, grid=(0, k))
         state.neighbours = {"k": int(k), "chosen_on": source}
+        write_json(path, state.neighbours)
         if oof is not None:
             smoothed = preds.copy()
             for part in parts:
