@@ -6,9 +6,9 @@ One run prints, as hold-out / out-of-fold estimates and test log loss / accuracy
   the course recipe (configs/course-2017.toml: 256-unit head, hold-out only);
   a single head with the clip chosen on the hold-out (the old default);
   + calibration (temperature, clip floor) fitted on the hold-out;
-  + out-of-fold estimate, bagging of the fold heads, calibration on OOF (the default `podium run`);
+  + out-of-fold estimate, bagging of the fold heads, calibration on OOF;
   + a refit on every labelled row in the bag;
-  the best recipe (2 augmented passes, TTA 2);
+  the default `podium run` (that + 2 augmented passes, TTA 2), and variants of it;
   optionally fine-tuning (--finetune-epochs) and a `podium tune` best-of run (--tune-trials).
 
     python bench/redux.py [--data ../shared/data/dogs-vs-cats-redux] [--size 224] [--cache DIR]
@@ -66,18 +66,19 @@ def main() -> None:
             "paths": {"cache": str(args.cache or work / "cache")}}
     default = resolve_config(plugin, overrides=user)  # what `podium run ... --set image.backbone=...` gets
     runs = work / "runs"
+    old = {"augment": {"passes": 0}, "tta": {"views": 0}}
     recipes = {
         "course recipe (configs/course-2017.toml)": resolve_config(
             plugin, files=[REPO / "configs" / "course-2017.toml"], overrides=user),
         "single head, clip on hold-out (old default)": deep_update(default, {
-            "oof": {"folds": 0}, "calibration": {"enabled": False}}),
-        "  + calibration on the hold-out": deep_update(default, {"oof": {"folds": 0}}),
-        "  + OOF, no bagging (calibrated on hold-out)": deep_update(default, {"oof": {"bag": False}}),
-        "default: OOF + bag of 5 + calibration on OOF": default,
-        "  + refit on all rows in the bag": deep_update(default, {"oof": {"refit": True}}),
-        "  without the clip floor": deep_update(default, {"calibration": {"clip_floor": 0.0}}),
-        "  2 augmented passes": deep_update(default, {"augment": {"passes": 2}}),
-        "  2 augmented passes, TTA 2": deep_update(default, {"augment": {"passes": 2}, "tta": {"views": 2}}),
+            **old, "oof": {"folds": 0}, "calibration": {"enabled": False}}),
+        "  + calibration on the hold-out": deep_update(default, {**old, "oof": {"folds": 0}}),
+        "  + OOF, no bagging (calibrated on hold-out)": deep_update(default, {**old, "oof": {"bag": False}}),
+        "  + OOF + bag of 5 + calibration on OOF": deep_update(default, old),
+        "  + refit on all rows in the bag": deep_update(default, {**old, "oof": {"refit": True}}),
+        "default: + 2 augmented passes, TTA 2": default,
+        "  no clip (temperature only)": deep_update(default, {"submission": {"clip": "none"}}),
+        "  head without hidden layer (units 0)": deep_update(default, {"head": {"units": 0}}),
     }
     if args.finetune_epochs:
         recipes[f"  + fine-tune last block, {args.finetune_epochs} epochs"] = deep_update(default, {
