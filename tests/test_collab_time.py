@@ -12,6 +12,8 @@ from podium.evaluation.runner import resolve_config
 
 DAY = 86_400
 SMALL = {"factors": 4, "batch_size": 256, "lr": 0.01, "epochs": 12, "patience": 3, "verbose": 0}
+# Fits whose epoch count is fixed: no holdout, so no validation pass to build (a fit's cost is mostly tracing).
+QUICK = {**SMALL, "epochs": 1, "holdout": 0.0}
 
 
 def rmse(truth, predicted):
@@ -39,10 +41,14 @@ def drift():
     return {"train": frame[~held], "valid": frame[held], "direction": direction}
 
 
-def test_time_aware_model_recovers_a_planted_bias_drift_the_plain_model_cannot(drift):
+@pytest.fixture(scope="module")
+def timed(drift):
+    return Recommender(kind="dot", implicit=False, time=True, time_bins=10, **SMALL).fit(drift["train"])
+
+
+def test_time_aware_model_recovers_a_planted_bias_drift_the_plain_model_cannot(drift, timed):
     train, valid = drift["train"], drift["valid"]
     plain = Recommender(kind="dot", implicit=False, **SMALL).fit(train)
-    timed = Recommender(kind="dot", implicit=False, time=True, time_bins=10, **SMALL).fit(train)
     plain_rmse = rmse(valid["rating"], plain.predict(valid["userId"], valid["movieId"],
                                                      timestamps=valid["timestamp"]))
     timed_rmse = rmse(valid["rating"], timed.predict(valid["userId"], valid["movieId"],
@@ -68,9 +74,8 @@ def test_time_features_put_later_dates_in_later_bins_and_unknown_dates_last():
     assert features.transform(np.array([2]), np.array([100 * DAY + 1_000_000_000]))[1][0] == pytest.approx(0.0)
 
 
-def test_time_model_saves_and_loads_its_time_features(drift, tmp_path):
-    model = Recommender(kind="dot", implicit=False, time=True, time_bins=5, **{**SMALL, "epochs": 2})
-    model.fit(drift["train"])
+def test_time_model_saves_and_loads_its_time_features(drift, timed, tmp_path):
+    model = timed
     model.save(tmp_path)
     loaded = Recommender.load(tmp_path)
     valid = drift["valid"]
@@ -125,7 +130,7 @@ def test_users_first_seen_after_the_cut_off_get_the_fallback(demo_table):
     split = plugin.split(table, time_config(plugin))
     train = split[split["split"] == "train"].rename(columns={"label": "rating"})
     valid = split[split["split"] == "valid"]
-    model = Recommender(kind="dot", time=True, time_bins=4, **{**SMALL, "epochs": 2}).fit(train)
+    model = Recommender(kind="dot", time=True, time_bins=4, **QUICK).fit(train)
     rows = valid[valid["userId"] == table["userId"].iloc[0]]
     predicted = model.predict(rows["userId"], rows["movieId"], timestamps=rows["timestamp"])
     movie_bias = model.baseline.movie_bias[model.index.movie_index(rows["movieId"])]
@@ -134,7 +139,7 @@ def test_users_first_seen_after_the_cut_off_get_the_fallback(demo_table):
 
 def test_pair_implicit_terms_use_who_rated_what_and_never_a_test_rating(drift):
     train, valid = drift["train"], drift["valid"]
-    params = {**SMALL, "epochs": 2, "batch_size": 1024, "kind": "dot", "implicit": True}
+    params = {**QUICK, "epochs": 2, "batch_size": 1024, "kind": "dot", "implicit": True}
     without = Recommender(**params).fit(train)
     pairs = valid.assign(rating=np.nan)  # a pair's rating is unknown; none may be read
     honest = Recommender(**params).fit(train, implicit_pairs=pairs)

@@ -10,7 +10,7 @@ from podium.config import deep_update
 from podium.evaluation.runner import demo_config, resolve_config, start_run
 from podium.submission.validate import validate_file
 
-SMALL = {"model": {"factors": 16}, "train": {"epochs": 30, "batch_size": 256, "lr": 0.01, "patience": 4},
+SMALL = {"model": {"factors": 16}, "train": {"epochs": 15, "batch_size": 512, "lr": 0.02, "patience": 3},
          "analysis": {"movies": 50}}
 
 
