@@ -8,6 +8,13 @@ inner RMSE of each candidate and saves its predictions (`--out`), so ensembles o
 
     python bench/movielens_tune.py --out /tmp/ml '{"name": "dot", "params": {"kind": "dot"}}' ...
     python bench/movielens_tune.py --out /tmp/ml --combine dot nn meta
+
+Measured (fold 1's training part, inner seed 0, every model "+pairs"; single fits vary by about
+0.002 with the seed): dot 0.8933 (seeds 1-4: 0.8965 0.8919 0.8935 0.8935), nn 0.9124, meta 0.8890
+(0.8900 0.8876). lr 1e-3 with patience 5 (now the default): dot 0.8909 0.8911, meta 0.8848 0.8844
+0.8847. No gain: reg 6e-4 0.8958, reg 1.5e-4 0.8969, 100 factors 0.8967, bias_reg 1e-3 0.8947,
+batch 1024 0.8935. Means of runs: 5 dot seeds 0.8864, dot+nn+meta 0.8837-0.8852, 3 meta seeds
+(lr 1e-3) 0.8812, dot + 3 meta seeds 0.8809.
 """
 from __future__ import annotations
 
