@@ -182,3 +182,15 @@ def test_movielens_tunes_its_own_space_on_rmse(tmp_path):
     assert set(summary["best_params"]) == set(plugin.search_space())
     metrics = json.loads(open(f"{summary['best_run']}/metrics.json").read())
     assert metrics["val_rmse"] == pytest.approx(summary["best_value"])
+
+
+def test_trials_record_metrics_only(searched):
+    """A trial's run keeps its record and metrics (what the report and `--best-of` read), no model or
+    prediction files: `podium run --best-of` writes the best one's full run."""
+    complete = [t for t in searched["study"].trials if t.state.name == "COMPLETE"]
+    for trial in complete:
+        run_dir = trial.user_attrs["run_dir"]
+        names = {p.name for p in __import__("pathlib").Path(run_dir).iterdir()}
+        assert {"run.json", "config.json", "metrics.json"} <= names
+        assert not names & {"head.keras", "submission.csv", "test_predictions.csv", "valid_predictions.csv",
+                            "history_head.csv", "learning_curve.png"}
