@@ -85,13 +85,13 @@ def bare_fit_seconds(data, config: dict, *, epochs: int) -> float:
     import keras
 
     from podium.vision.heads import build_head, poolable
-    from podium.vision.learner import Learner, _in_memory
+    from podium.vision.learner import Learner, rows_in_memory
 
     learner = Learner(data, None)
     batches, valid = learner.train_batches(), learner.dataset("valid", targets=True)
     pooled = poolable(data.feature_shape, config["head"])
-    (x, y), batch_size = _in_memory(batches, pooled=pooled, data=data)
-    (xv, yv), _ = _in_memory(valid, pooled=pooled, data=data)
+    (x, y), batch_size = rows_in_memory(batches, pooled=pooled, data=data)
+    (xv, yv), _ = rows_in_memory(valid, pooled=pooled, data=data)
     keras.backend.clear_session()
     started = time.perf_counter()
     model = build_head(data.feature_shape, len(data.plugin.classes), config["head"], metadata_dim=data.metadata_dim,

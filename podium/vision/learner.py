@@ -152,8 +152,8 @@ class Learner:
         model, train, valid, options = self.model, train_data, valid_data, {}
         if not self.on_images and isinstance(train_data, FeatureBatches) and isinstance(valid_data, FeatureBatches):
             twin = None if self.has_boxes else self._pooled_twin()
-            in_memory = _in_memory(train_data, pooled=twin is not None, data=self.data), \
-                _in_memory(valid_data, pooled=twin is not None, data=self.data)
+            in_memory = rows_in_memory(train_data, pooled=twin is not None, data=self.data), \
+                rows_in_memory(valid_data, pooled=twin is not None, data=self.data)
             if None not in in_memory:
                 model = twin or self.model
                 (train, batch_size), (valid, _) = in_memory
@@ -224,7 +224,7 @@ class Learner:
             # pooled moments held in memory.
             twin = None if self.has_boxes else self._pooled_twin()
             batches = self.dataset(split, view=view)
-            inputs = _in_memory(batches, pooled=True, data=self.data) if twin is not None else None
+            inputs = rows_in_memory(batches, pooled=True, data=self.data) if twin is not None else None
             if inputs is not None:
                 x = inputs[0][0]
                 outputs = np.concatenate([np.asarray(twin(_slice(x, start, start + PREDICT_ROWS), training=False))
@@ -261,7 +261,7 @@ def _pooled_rows(array, rows: np.ndarray, data) -> np.ndarray:
     return pooled
 
 
-def _in_memory(batches: FeatureBatches, *, pooled: bool, data=None):
+def rows_in_memory(batches: FeatureBatches, *, pooled: bool, data=None):
     """((x, y), batch size) of every row of `batches` in memory, in its row order (sources one after the other);
     `pooled`: pooled moments for the features (halved to the means when the head has no input BatchNorm).
     None when the rows would take more than `IN_MEMORY_BYTES`."""
