@@ -145,7 +145,8 @@ class Calibrate(Stage):
             f"{prefix}_log_loss_uncalibrated": before, f"{prefix}_log_loss_calibrated": log_loss(y, calibrated),
             f"{prefix}_log_loss_calibrated_clipped": clip["log_loss_after"],
         })
-        write_json(path, {"calibration": state.calibration, "neighbours": getattr(state, "neighbours", None)})
+        if getattr(state, "record", "full") != "metrics":  # a tuning trial records metrics only
+            write_json(path, {"calibration": state.calibration})
         logger.info("calibration on %s (%d rows): temperature %.3f, clip [%g, %g] (floor %.4g); log loss %.4f -> "
                     "%.4f calibrated -> %.4f clipped", source, len(y), temperature, clip["lo"], clip["hi"],
                     clip["floor"], before, log_loss(y, calibrated), clip["log_loss_after"])

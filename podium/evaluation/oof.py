@@ -73,8 +73,9 @@ def fold_data(data, train_rows: np.ndarray, valid_rows: np.ndarray):
     return fold
 
 
-def train_fold_head(data, run_dir: Path, *, name: str, seed: int, extra_sources=()):
-    """A fresh head on `data`'s training rows, monitored on those training rows only (never the held-out)."""
+def train_fold_head(data, run_dir: Path | None, *, name: str, seed: int, extra_sources=()):
+    """A fresh head on `data`'s training rows, monitored on those training rows only (never the held-out);
+    `<run_dir>/<name>.keras` and its history are written unless `run_dir` is None."""
     import keras
 
     from podium.vision.batches import FeatureBatches
@@ -129,8 +130,10 @@ class OutOfFold(Stage):
         groups = data.labelled["group"].to_numpy()[rows]
         folds = oof_folds(labels, groups, strategy=config["data"]["split"], folds=int(config["oof"]["folds"]),
                           seed=int(config["seed"]))
-        out_dir = Path(state.run_dir) / "oof"
-        out_dir.mkdir(parents=True, exist_ok=True)
+        files = getattr(state, "record", "full") != "metrics"  # a tuning trial records metrics only
+        out_dir = Path(state.run_dir) / "oof" if files else None
+        if out_dir is not None:
+            out_dir.mkdir(parents=True, exist_ok=True)
         pseudo = getattr(state, "pseudo_test_probabilities", None)
         oof = np.full((len(rows), len(plugin.classes)), np.nan)
         learners = []
@@ -160,7 +163,8 @@ class OutOfFold(Stage):
         logger.info("out-of-fold over %d labelled rows (%d folds): log loss %.4f, accuracy %.4f%s", len(rows),
                     len(folds), scores["val_log_loss"], scores["val_accuracy"],
                     f"; the test prediction is the mean of {len(learners)} heads" if bag else "")
-        _write_oof(plugin, Path(state.run_dir) / "oof_predictions.csv", state.oof["ids"], oof, labels)
+        if files:
+            _write_oof(plugin, Path(state.run_dir) / "oof_predictions.csv", state.oof["ids"], oof, labels)
 
 
 def _write_oof(plugin, path: Path, ids, predictions, labels) -> Path:

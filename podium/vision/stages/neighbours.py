@@ -127,7 +127,8 @@ class NeighbourSmoothing(Stage):
         if not scores:
             _, scores = choose_k(y, preds, vectors, parts, grid=(0, k))
         state.neighbours = {"k": int(k), "chosen_on": source}
-        write_json(path, state.neighbours)
+        if getattr(state, "record", "full") != "metrics":  # a tuning trial records metrics only
+            write_json(path, state.neighbours)
         if oof is not None:
             smoothed = preds.copy()
             for part in parts:
