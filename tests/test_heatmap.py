@@ -77,6 +77,7 @@ def test_heatmap_refuses_overwrite_unknown_class_and_non_fcn_run(fcn_run, tmp_pa
     config = json.loads((run_dir / "config.json").read_text())
     config["head"]["kind"] = "gap"
     (gap_run / "config.json").write_text(json.dumps(config))
-    (gap_run / "run.json").write_text((run_dir / "run.json").read_text())
+    for name in ("run.json", "metrics.json", "head.keras"):  # a finished run, but of a gap head
+        (gap_run / name).write_bytes((run_dir / name).read_bytes())
     assert main(["heatmap", str(gap_run), image]) == 2
     assert "heatmaps need a fully convolutional run" in capsys.readouterr().err

@@ -169,8 +169,10 @@ def test_tune_rejects_bad_options(tmp_path, capsys):
     data = get(COMPETITION).make_demo_data(tmp_path / "data")
     assert main(["tune", COMPETITION, "--data", str(data), "--trials", "2", "--study", "../up"]) == 2
     assert "--study '../up'" in capsys.readouterr().err
-    assert main(["tune", COMPETITION, "--data", str(data), "--trials", "0"]) == 2
-    assert "--trials must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # argparse refuses it, with the usage line
+        main(["tune", COMPETITION, "--data", str(data), "--trials", "0"])
+    assert refused.value.code == 2
+    assert "--trials: must be at least 1, got 0" in capsys.readouterr().err
 
 
 def test_movielens_tunes_its_own_space_on_rmse(tmp_path):
