@@ -63,7 +63,7 @@ def _storage(url: str, *, heartbeat: int | None):
             return RDBStorage(url, engine_kwargs=engine, **lifecycle)
     except ModuleNotFoundError as exc:
         raise PodiumError(f"storage {display_url(url)} needs the database driver {exc.name!r}: install it, e.g. "
-                          "pip install psycopg2-binary (postgresql://...) or pymysql (mysql+pymysql://...)") from None
+                          "pip install -e \".[postgres]\" (postgresql://...) or pymysql (mysql+pymysql://...)") from None
     except Exception as exc:  # SQLAlchemy raises many types for a bad URL or an unreachable server
         raise PodiumError(f"cannot open storage {display_url(url)}: {type(exc).__name__}: "
                           f"{display_url(str(exc)).splitlines()[0]}") from None
