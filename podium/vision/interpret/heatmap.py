@@ -21,9 +21,9 @@ def load_fcn_run(run_dir: Path):
     import keras
 
     from podium.competitions import get
-    from podium.vision.backbones import BackboneSpec
-    from podium.files import read_json
     from podium.core.rundir import load_run
+    from podium.files import read_json
+    from podium.vision.backbones import BackboneSpec
 
     run_dir = Path(run_dir)
     config, _ = load_run(run_dir)
@@ -93,8 +93,8 @@ def write_heatmap(run_dir: Path, image_path: Path, *, out: Path | None = None, c
     """
     import cv2
 
+    from podium.core.imagefiles import decode_image
     from podium.files import atomic_write_bytes, unused_path
-    from podium.vision.images import BadImageError
 
     plugin, _, spec, backbone, head = load_fcn_run(run_dir)
     image_path = Path(image_path)
@@ -107,9 +107,7 @@ def write_heatmap(run_dir: Path, image_path: Path, *, out: Path | None = None, c
     else:
         raise PodiumError(f"--class: {class_name!r} is not a class of {plugin.name}; classes are "
                           f"{', '.join(plugin.classes)}")
-    image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise BadImageError(f"cannot read image {image_path}")
+    image = decode_image(image_path)
     name = plugin.classes[index]
     picture = overlay(image, stretch(maps[..., index]), f"{name} p={predicted[index]:.2f}")
     ok, encoded = cv2.imencode(".png", picture)

@@ -25,8 +25,8 @@ def probe(plugin, data_dir: Path, config: dict, *, sample: bool = False,
     from sklearn.linear_model import LogisticRegression
 
     from podium.core.metrics import log_loss
-    from podium.vision.metadata import MetadataEncoder
     from podium.core.table import prepare_table
+    from podium.vision.metadata import MetadataEncoder
 
     if not plugin.metadata_columns:
         raise PodiumError(f"{plugin.name} declares no metadata columns, so there is nothing to probe")
@@ -85,6 +85,7 @@ def image_model_scores(run_dir: Path) -> dict:
 
 def latest_run(runs_root: Path, competition: str, data_dir: Path) -> Path | None:
     """The newest finished run of `competition` on `data_dir` under `runs_root`, if any."""
+    from podium.core.rundir import INCOMPLETE
     from podium.files import read_json
 
     folder = Path(runs_root) / competition
@@ -92,7 +93,7 @@ def latest_run(runs_root: Path, competition: str, data_dir: Path) -> Path | None
         return None
     wanted = str(Path(data_dir).resolve())
     finished = [run for run in folder.iterdir()
-                if (run / "metrics.json").is_file() and (run / "run.json").is_file()
+                if (run / "metrics.json").is_file() and (run / "run.json").is_file() and not (run / INCOMPLETE).exists()
                 and read_json(run / "run.json").get("data_dir") == wanted
                 and "val_log_loss" in read_json(run / "metrics.json")]
     return max(finished, key=lambda run: (run / "metrics.json").stat().st_mtime) if finished else None

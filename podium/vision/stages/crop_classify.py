@@ -46,8 +46,8 @@ def write_crops(paths, regions: np.ndarray, folder: Path) -> list[str]:
     import cv2
     import keras
 
+    from podium.core.imagefiles import BadImageError, decode_image
     from podium.files import atomic_write_bytes
-    from podium.vision.images import BadImageError
 
     folder = Path(folder)
     done = folder / ".complete"
@@ -57,8 +57,9 @@ def write_crops(paths, regions: np.ndarray, folder: Path) -> list[str]:
     folder.mkdir(parents=True, exist_ok=True)
     progress = keras.utils.Progbar(len(paths), unit_name="crop")
     for row, (path, (x0, y0, x1, y1)) in enumerate(zip(paths, regions)):
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
+        try:
+            image = decode_image(path)
+        except BadImageError:
             # Only reachable with data.skip_bad_images (else the first stage stopped): the missing crop
             # is a bad image again for the second stage, under the same setting.
             continue
