@@ -95,6 +95,15 @@ def predict_batch(model, batch):
     return model(batch, training=False)
 
 
+def device_multiple() -> int:
+    """Rows a batch must be a multiple of: the device count under data parallelism, else 1 (Keras fixes the
+    data layout from the first batch, so a smaller last batch must be padded)."""
+    import keras
+
+    distribution = keras.distribution.distribution()
+    return len(distribution.device_mesh.devices.flatten()) if distribution is not None else 1
+
+
 def backend_report() -> dict:
     """Backend, devices, precision and data parallelism as they are set now (what `run.json` records)."""
     import keras

@@ -284,13 +284,20 @@ class FeatureCache:
     def _predict_function(self, spec):
         """The backbone's compiled inference call (`predict_on_batch`: traced once, no eager first batch, whose
         intermediate tensors alone took gigabytes); an eager call where a backend cannot compile it."""
+        from podium.core.backend import device_multiple
+
         model = self._model(spec)
+        multiple = device_multiple()
 
         def predict(batch):
+            rows = len(batch)
+            short = -rows % multiple
+            if short:  # a last batch that does not split evenly over the devices: pad, then drop the padding
+                batch = np.concatenate([batch, np.zeros((short, *batch.shape[1:]), dtype=batch.dtype)])
             try:
-                return model.predict_on_batch(batch)
+                return np.asarray(model.predict_on_batch(batch))[:rows]
             except (NotImplementedError, RuntimeError, ValueError, TypeError):
-                return model(batch, training=False)
+                return np.asarray(model(batch, training=False))[:rows]
         return predict
 
     def _compute(self, spec, paths, folder, key, manifest, *, augment, batch_size, skip_bad_images, label,
