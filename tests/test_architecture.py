@@ -144,3 +144,10 @@ def test_no_private_names_cross_modules():
                 crossing += [f"{name}: {alias.name} from {node.module}" for alias in node.names
                              if alias.name.startswith("_") and not alias.name.startswith("__")]
     assert not crossing, "\n".join(crossing)
+
+
+def test_tests_are_laid_out_like_the_package():
+    tests = Path(__file__).parent
+    folders = {path.name for path in tests.iterdir() if path.is_dir() and not path.name.startswith((".", "_"))}
+    packages = {path.name for path in ROOT.iterdir() if (path / "__init__.py").is_file()}
+    assert folders and folders <= packages, f"test folders without a package: {sorted(folders - packages)}"

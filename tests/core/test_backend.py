@@ -16,7 +16,7 @@ import pytest
 from podium.core import backend
 from podium.errors import PodiumError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

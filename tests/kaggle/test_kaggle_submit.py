@@ -12,7 +12,7 @@ from kaggle_fake_server import fake_kaggle
 from podium.cli.main import main
 
 SLUG = "dogs-vs-cats-redux-kernels-edition"
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ import pytest
 from podium.competitions import get
 
 COMPETITION = "dogs-vs-cats-redux"
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SETS = ["image.weights=none", "image.size=[32,32]", "train.epochs=2", "train.patience=2", "train.batch_size=16",
         "tune.pruner=none", 'tune.only=["train.lr","head.dropout"]']
 TRIALS = 4
