@@ -47,3 +47,11 @@ def timed(results: dict, key: str):
     start = time.perf_counter()
     yield
     results[key] = time.perf_counter() - start
+
+
+def only_recipes(recipes: dict, only: str | None) -> dict:
+    """The recipes whose name contains one of the comma-separated words of `--only` (all without it)."""
+    if not only:
+        return recipes
+    words = [word.strip().lower() for word in only.split(",") if word.strip()]
+    return {name: config for name, config in recipes.items() if any(word in name.lower() for word in words)}

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import podium  # noqa: E402,F401
-from _common import LITE0, SHARED  # noqa: E402
+from _common import LITE0, SHARED, only_recipes  # noqa: E402
 from _scoring import HEADER, dump, probe, row, run_recipe  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -69,9 +69,7 @@ def main() -> None:
     if args.finetune_epochs:
         recipes[f"default + fine-tune, {args.finetune_epochs} epochs"] = deep_update(default, {
             "finetune": {"enabled": True, "epochs": args.finetune_epochs}})
-    if args.only:
-        words = [word.strip().lower() for word in args.only.split(",") if word.strip()]
-        recipes = {name: config for name, config in recipes.items() if any(word in name.lower() for word in words)}
+    recipes = only_recipes(recipes, args.only)
     results = {}
     data = load_image_data(plugin, args.data, default, sample=False)
     results["logistic regression probe (scaled, C=0.001)"] = probe(plugin, data, labels, C=0.001, scale=True)
