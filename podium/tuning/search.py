@@ -32,7 +32,7 @@ def tune(plugin, data_dir: Path, *, trials: int, files=(), sets=(), study: str =
         raise PodiumError(f"data folder {data_dir} not found")
     config, settings = resolve_with_tune(plugin, files=files, sets=sets)
     space = search_space(plugin, settings, config)
-    metric = objective_metric(plugin, settings)
+    metric = objective_metric(plugin, settings, config)
     paths = study_paths(runs_root, plugin.name, study, storage)
     if sample:
         print(SAMPLE_WARNING)

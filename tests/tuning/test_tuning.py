@@ -22,6 +22,8 @@ epochs = 3
 patience = 3
 batch_size = 16
 lr = 1e-4
+[oof]
+folds = 2  # the default objective (out-of-fold log loss) at the least cost
 [paths]
 cache = "{cache}"
 [tune]
