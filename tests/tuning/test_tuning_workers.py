@@ -63,15 +63,16 @@ def test_two_workers_share_one_study(workspace):
 def test_killed_search_resumes(workspace):
     root, data = workspace
     # A fresh worker process for every trial, so the restarts are exercised too.
+    # Out-of-fold heads on here: a trial long enough to be killed in the middle of.
     command = tune_command(root, data, "resume", 3, "--set", "tune.heartbeat=1",
-                           "--set", "tune.trials_per_process=1")
+                           "--set", "tune.trials_per_process=1", "--set", "oof.folds=3")
     with open(root / "killed.log", "w") as log:
         search = subprocess.Popen(command, env=environment(), cwd=root, stdout=log, stderr=subprocess.STDOUT,
                                   start_new_session=True)
         first = None
         deadline = time.monotonic() + 300
         while first is None and search.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.5)
+            time.sleep(0.2)
             try:
                 study = optuna.load_study(study_name="resume", storage=storage(root, "resume"))
             except Exception:  # the database or the study is not created yet
@@ -79,7 +80,8 @@ def test_killed_search_resumes(workspace):
             complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
             running = [t for t in study.get_trials(states=(optuna.trial.TrialState.RUNNING,)) if t.params]
             first = complete[0] if complete and running else None  # kill in the middle of the second trial
-        os.killpg(search.pid, signal.SIGKILL)
+        if search.poll() is None:
+            os.killpg(search.pid, signal.SIGKILL)
         search.wait()
     assert first is not None, (root / "killed.log").read_text()[-3000:]
     done = subprocess.run(command, env=environment(), cwd=root, capture_output=True, text=True, timeout=400)
