@@ -7,6 +7,7 @@ Re-opening a study by name continues it; finished trials are never lost.
 from __future__ import annotations
 
 import re
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,13 +61,27 @@ def _storage(url: str, *, heartbeat: int | None):
                 lifecycle = {"heartbeat_interval": int(heartbeat), "grace_period": 2 * int(heartbeat),
                              "heartbeat_stale_trial_callback":
                                  optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)}
-            return RDBStorage(url, engine_kwargs=engine, **lifecycle)
+            return _create_storage(RDBStorage, url, engine, lifecycle)
     except ModuleNotFoundError as exc:
         raise PodiumError(f"storage {display_url(url)} needs the database driver {exc.name!r}: install it, e.g. "
                           "pip install -e \".[postgres]\" (postgresql://...) or pymysql (mysql+pymysql://...)") from None
     except Exception as exc:  # SQLAlchemy raises many types for a bad URL or an unreachable server
         raise PodiumError(f"cannot open storage {display_url(url)}: {type(exc).__name__}: "
                           f"{display_url(str(exc)).splitlines()[0]}") from None
+
+
+def _create_storage(storage_class, url: str, engine: dict, lifecycle: dict, *, attempts: int = 5):
+    """The storage, retried a few times: machines started together race to create the database's tables,
+    and the losers see a duplicate-key error that is gone once the winner has committed."""
+    import sqlalchemy.exc
+
+    for attempt in range(1, attempts + 1):
+        try:
+            return storage_class(url, engine_kwargs=engine, **lifecycle)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            if attempt == attempts:
+                raise
+            time.sleep(0.5 * attempt)
 
 
 def open_study(name: str, storage: str, *, competition: str, direction: str, metric: str, tune: dict,
