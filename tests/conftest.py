@@ -24,6 +24,14 @@ def redux_data(tmp_path_factory):
     return get("dogs-vs-cats-redux").make_demo_data(tmp_path_factory.mktemp("redux-data"), seed=0)
 
 
+@pytest.fixture(scope="session")
+def movielens_data(tmp_path_factory):
+    """Generated MovieLens data in the ml-latest-small layout (ratings, movies, users, pairs to predict)."""
+    from podium.competitions import get
+
+    return get("movielens").make_demo_data(tmp_path_factory.mktemp("movielens-data"), seed=0)
+
+
 @pytest.fixture
 def tiny_image_config(tmp_path):
     """Small, fast, offline settings for an image plugin run."""

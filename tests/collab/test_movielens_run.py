@@ -19,21 +19,16 @@ def plugin():
     return get("movielens")
 
 
-@pytest.fixture(scope="module")
-def data_dir(plugin, tmp_path_factory):
-    return plugin.make_demo_data(tmp_path_factory.mktemp("movielens-data"), seed=0)
-
-
 def config_for(plugin, **sections):
     return deep_update(deep_update(demo_config(plugin, resolve_config(plugin)), SMALL), sections)
 
 
 @pytest.fixture(scope="module")
-def run(plugin, data_dir, tmp_path_factory):
-    return start_run(plugin, data_dir, config_for(plugin), runs_root=tmp_path_factory.mktemp("runs"))
+def run(plugin, movielens_data, tmp_path_factory):
+    return start_run(plugin, movielens_data, config_for(plugin), runs_root=tmp_path_factory.mktemp("runs"))
 
 
-def test_a_run_writes_the_run_directory_contract(plugin, data_dir, run):
+def test_a_run_writes_the_run_directory_contract(plugin, movielens_data, run):
     run_dir, metrics = run
     for name in ("config.json", "run.json", "metrics.json", "history.csv", "learning_curve.png",
                  "valid_predictions.csv", "test_predictions.csv", "submission.csv", "model.keras",
@@ -42,13 +37,13 @@ def test_a_run_writes_the_run_directory_contract(plugin, data_dir, run):
     assert metrics["val_rmse"] < 0.6 * metrics["val_rmse_global_mean"]
     assert metrics["val_rmse"] < metrics["val_rmse_biases_only"] and metrics["val_mae"] < metrics["val_rmse"]
     valid = pd.read_csv(run_dir / "valid_predictions.csv")
-    table = plugin.split(plugin.read_table(data_dir), resolve_config(plugin))
+    table = plugin.split(plugin.read_table(movielens_data), resolve_config(plugin))
     assert list(valid.columns) == ["id", "label", "rating"] and len(valid) == (table["split"] == "valid").sum()
     test = pd.read_csv(run_dir / "test_predictions.csv")
     assert list(test.columns) == ["id", "rating"] and len(test) == 60
     submission = pd.read_csv(run_dir / "submission.csv")
     assert list(submission.columns) == ["userId", "movieId", "rating"] and len(submission) == 60
-    assert validate_file(plugin, run_dir / "submission.csv", data_dir) == []
+    assert validate_file(plugin, run_dir / "submission.csv", movielens_data) == []
     assert metrics["submission"] == str(run_dir / "submission.csv") and metrics["pairs_source"] == "pairs file"
     assert len(pd.read_csv(run_dir / "history.csv")) == metrics["epochs"]
 
@@ -71,22 +66,22 @@ def test_predict_writes_a_rating_for_every_pair(run, tmp_path, capsys):
     assert "pairs.csv, line 3: movieId 'twelve' is not a number" in capsys.readouterr().err
 
 
-def test_recommend_leaves_out_movies_the_user_rated(run, data_dir, tmp_path, capsys):
+def test_recommend_leaves_out_movies_the_user_rated(run, movielens_data, tmp_path, capsys):
     run_dir, _ = run
     out = tmp_path / "top.csv"
     assert main(["recommend", str(run_dir), "--user", "3", "--top", "5", "--out", str(out)]) == 0
     top = pd.read_csv(out)
-    rated = pd.read_csv(data_dir / "ratings.csv").query("userId == 3")["movieId"]
+    rated = pd.read_csv(movielens_data / "ratings.csv").query("userId == 3")["movieId"]
     assert len(top) == 5 and set(top["movieId"]).isdisjoint(set(rated))
     printed = capsys.readouterr().out
     assert "top 5 movies for user 3" in printed and top["title"].iloc[0] in printed
 
 
-def test_runs_without_a_pairs_file_predict_the_validation_pairs_and_ensemble(plugin, data_dir, tmp_path):
+def test_runs_without_a_pairs_file_predict_the_validation_pairs_and_ensemble(plugin, movielens_data, tmp_path):
     from podium.evaluation.ensemble import ensemble_runs
 
     bare = tmp_path / "data"
-    shutil.copytree(data_dir, bare)
+    shutil.copytree(movielens_data, bare)
     (bare / "to_predict.csv").unlink()
     # Few epochs: a mean of predictions never scores worse than the worst of them, however trained.
     runs = [start_run(plugin, bare, config_for(plugin, model={"kind": kind}, train={"epochs": 4}),

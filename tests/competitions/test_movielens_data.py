@@ -17,11 +17,6 @@ def plugin():
     return get("movielens")
 
 
-@pytest.fixture(scope="module")
-def demo(plugin, tmp_path_factory):
-    return plugin.make_demo_data(tmp_path_factory.mktemp("movielens"), seed=0)
-
-
 def write_ml100k(folder):
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "u.data").write_text("196\t242\t3\t881250949\n186\t302\t3\t891717742\n196\t302\t5\t881250950\n")
@@ -53,8 +48,8 @@ def test_ml100k_layout_reads_ratings_users_and_movies(tmp_path):
     assert movies.loc[303, "title"] == "Café (no year)" and movies.loc[303, "year"] == 1994  # from the release date
 
 
-def test_csv_layout_with_optional_files_and_pairs(plugin, demo):
-    files = find_files(demo)
+def test_csv_layout_with_optional_files_and_pairs(plugin, movielens_data):
+    files = find_files(movielens_data)
     assert files.ratings.name == "ratings.csv" and files.movies and files.users and files.pairs
     movies = read_movies(files.movies)
     assert movies["year"].between(1950, 2015).all()
@@ -86,9 +81,9 @@ def test_a_folder_without_ratings_is_a_clear_error(tmp_path):
         find_files(tmp_path)
 
 
-def test_canonical_table_split_and_sample(plugin, demo):
+def test_canonical_table_split_and_sample(plugin, movielens_data):
     config = resolve_config(plugin)
-    table = check_table(plugin.read_table(demo), plugin)
+    table = check_table(plugin.read_table(movielens_data), plugin)
     assert {"userId", "movieId", "timestamp"} <= set(table.columns)
     rated = table[table["split"] == "train"]
     assert rated["id"].tolist()[:1] == [f"{rated['userId'].iloc[0]}:{rated['movieId'].iloc[0]}"]
@@ -107,8 +102,8 @@ def test_canonical_table_split_and_sample(plugin, demo):
     assert sum(len(s) for s in valid_sets) == len(rated) and len(set().union(*valid_sets)) == len(rated)
 
 
-def test_split_by_user_is_refused(plugin, demo):
-    table = plugin.read_table(demo)
+def test_split_by_user_is_refused(plugin, movielens_data):
+    table = plugin.read_table(movielens_data)
     with pytest.raises(PodiumError, match="'data.split' must be one of 'random', 'stratified', 'time'"):
         resolve_config(plugin, overrides={"data": {"split": "group"}})
     config = resolve_config(plugin)
@@ -148,14 +143,14 @@ def test_metadata_tables_cover_known_ids_only(tmp_path):
     assert row["Comedy"] == row["Romance"] == row["1990s"] == pytest.approx(1 / np.sqrt(3))
 
 
-def test_submission_frame_and_its_validation(plugin, demo):
-    ids = plugin.expected_test_ids(demo)
+def test_submission_frame_and_its_validation(plugin, movielens_data):
+    ids = plugin.expected_test_ids(movielens_data)
     frame = plugin.submission_frame(ids, np.full(len(ids), 3.5))
     assert list(frame.columns) == ["userId", "movieId", "rating"]
-    assert plugin.validate_submission(frame, demo) == []
-    assert any("test ids missing" in r for r in plugin.validate_submission(frame.iloc[1:], demo))
+    assert plugin.validate_submission(frame, movielens_data) == []
+    assert any("test ids missing" in r for r in plugin.validate_submission(frame.iloc[1:], movielens_data))
     too_high = frame.assign(rating=9.0)
-    assert any("outside [0.5, 5]" in r for r in plugin.validate_submission(too_high, demo))
+    assert any("outside [0.5, 5]" in r for r in plugin.validate_submission(too_high, movielens_data))
     repeated = pd.concat([frame, frame.iloc[:1]])
     assert any("duplicate" in r for r in plugin.validate_submission(repeated))
     assert plugin.validate_submission(frame.rename(columns={"rating": "score"}))[0].startswith("header is")
