@@ -89,7 +89,8 @@ def main() -> None:
     for name, result in results.items():
         print(row(name, result) + (f"   k={result['neighbours_k']}" if "neighbours_k" in result else ""))
     floor = results["logistic regression probe (scaled, C=0.001)"]["test_log_loss"]
-    best = min((r["test_log_loss"], n) for n, r in results.items() if n != "logistic regression probe (scaled, C=0.001)")
+    best = min(((r["test_log_loss"], n) for n, r in results.items()
+                if n != "logistic regression probe (scaled, C=0.001)"), default=(floor, "the probe"))
     print(f"best: {best[1].strip()} at {best[0]:.4f}, {100 * (1 - best[0] / floor):.0f}% below the probe's {floor:.4f}")
     dump(results, work / "results.json")
     print(f"runs: {runs}")

@@ -164,7 +164,7 @@ class Learner:
             options["steps_per_execution"] = _steps(train, options.get("batch_size"))
         history = fit(model, train, valid, train_config=config["train"], run_dir=run_dir, name=name, epochs=epochs,
                       lr=lr, extra_callbacks=callbacks, verbose=verbose, checkpoint=model is self.model,
-                      **options, **compile_args)
+                      seed=int(config["seed"]), **options, **compile_args)
         if model is not self.model:
             copy_weights(model, self.model)  # the twin's weights are the head's
             if run_dir is not None:

@@ -79,27 +79,31 @@ def callbacks(run_dir: Path | None, name: str, *, patience: int, extra=(), check
 
 def fit(model, train_data, valid_data, *, train_config: dict, run_dir: Path | None, name: str = "head",
         epochs: int | None = None, lr: float | None = None, extra_callbacks=(), verbose="auto",
-        steps_per_execution: int = 1, batch_size: int | None = None, checkpoint: bool = True, **compile_args):
+        steps_per_execution: int = 1, batch_size: int | None = None, checkpoint: bool = True, seed: int = 0,
+        **compile_args):
     """Compile and train `model`; the best epoch's weights are kept (in memory, and in `<name>.keras` with
     its `history_<name>.csv` when `run_dir` is given, the model unless `checkpoint=False`; `run_dir=None` writes
     nothing, e.g. a tuning trial).
 
-    `train_data` is a PyDataset, or `(x, y)` arrays in memory (shuffled every epoch in batches of
-    `batch_size`, or of `train.batch_size`); `valid_data` likewise. `steps_per_execution` > 1 runs that many
-    steps per call of the compiled train function (per-step Python overhead gone; callbacks see epochs alike).
+    `train_data` is a PyDataset, or `(x, y)` arrays in memory (shuffled every epoch with `seed`, in batches of
+    `batch_size`, or of `train.batch_size`); `valid_data` likewise. In-memory rows train through
+    `fit_in_memory` (a whole epoch per compiled call); a PyDataset through `model.fit`, `steps_per_execution`
+    steps per call of its compiled train function.
     """
     epochs = int(epochs if epochs is not None else train_config["epochs"])
     in_memory = isinstance(train_data, tuple)
     batch_size = int(batch_size or train_config["batch_size"])
     if in_memory:
-        rows = len(train_data[1]) if not isinstance(train_data[1], dict) else len(next(iter(train_data[1].values())))
-        steps_per_epoch = max((rows + batch_size - 1) // batch_size, 1)
+        steps_per_epoch = max((_rows(train_data[1]) + batch_size - 1) // batch_size, 1)
     else:
         steps_per_epoch = len(train_data)
     compile_model(model, train_config, steps_per_epoch=steps_per_epoch, epochs=epochs, lr=lr,
                   steps_per_execution=min(int(steps_per_execution), steps_per_epoch), **compile_args)
     cbs = callbacks(run_dir, name, patience=int(train_config["patience"]), extra=extra_callbacks,
                     checkpoint=checkpoint)
+    if in_memory and isinstance(valid_data, tuple) and keras.backend.backend() == "tensorflow":
+        return fit_in_memory(model, train_data, valid_data, batch_size=batch_size, epochs=epochs, callbacks=cbs,
+                             verbose=verbose, seed=seed)
     if in_memory:
         x, y = train_data
         history = model.fit(x, y, batch_size=batch_size, shuffle=True, validation_data=valid_data,
@@ -108,6 +112,79 @@ def fit(model, train_data, valid_data, *, train_config: dict, run_dir: Path | No
     else:
         history = model.fit(train_data, validation_data=valid_data, epochs=epochs, verbose=verbose, callbacks=cbs)
     return history.history
+
+
+VALID_CHUNK = 4096  # validation rows per compiled test step
+
+
+def fit_in_memory(model, train_data: tuple, valid_data: tuple, *, batch_size: int, epochs: int, callbacks: list,
+                  verbose="auto", seed: int = 0, shuffle: bool = True) -> dict:
+    """Train a compiled `model` on `(x, y)` rows held in memory, a whole epoch (every batch of a seeded
+    permutation) per call of one compiled function: `model.fit`'s per-epoch set-up (input pipeline, iterator,
+    evaluation loop) cost more than the head's arithmetic itself. The epoch is Keras's own `train_step` in a
+    graph loop, so losses, metrics, regularizers and the learning-rate schedule are those of `model.fit`; the
+    callbacks (early stopping, logging, checkpoint, pruning) see the same epochs and logs. TensorFlow only
+    (the JAX backend goes through `model.fit`, already compiled end to end)."""
+    import tensorflow as tf
+
+    x, y = (keras.tree.map_structure(tf.convert_to_tensor, part) for part in train_data)
+    xv, yv = (keras.tree.map_structure(tf.convert_to_tensor, part) for part in valid_data)
+    rows, valid_rows = _rows(train_data[1]), _rows(valid_data[1])
+    steps = max((rows + batch_size - 1) // batch_size, 1)
+    model._symbolic_build(data_batch=(_take(x, tf.range(min(rows, batch_size))),
+                                      _take(y, tf.range(min(rows, batch_size)))))
+
+    @tf.function(reduce_retracing=True)
+    def train_epoch(order):
+        logs = model.train_step((_take(x, order[:batch_size]), _take(y, order[:batch_size])))
+        for step in tf.range(1, steps):
+            batch = order[step * batch_size:(step + 1) * batch_size]
+            logs = model.train_step((_take(x, batch), _take(y, batch)))
+        return logs
+
+    @tf.function(reduce_retracing=True)
+    def evaluate():
+        logs = model.test_step((_slice(xv, 0, VALID_CHUNK), _slice(yv, 0, VALID_CHUNK)))
+        for start in range(VALID_CHUNK, valid_rows, VALID_CHUNK):  # a few chunks: unrolled
+            logs = model.test_step((_slice(xv, start, start + VALID_CHUNK), _slice(yv, start, start + VALID_CHUNK)))
+        return logs
+
+    callback_list = keras.callbacks.CallbackList(callbacks, add_history=True, add_progbar=verbose != 0,
+                                                 model=model, verbose=1 if verbose == "auto" else verbose,
+                                                 epochs=epochs, steps=steps)
+    rng = np.random.default_rng(seed)
+    model.stop_training = False
+    callback_list.on_train_begin()
+    for epoch in range(epochs):
+        callback_list.on_epoch_begin(epoch)
+        model.reset_metrics()
+        order = rng.permutation(rows) if shuffle else np.arange(rows)
+        logs = _numbers(train_epoch(tf.constant(order, dtype=tf.int32)))
+        model.reset_metrics()
+        logs.update({f"val_{key}": value for key, value in _numbers(evaluate()).items()})
+        callback_list.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    callback_list.on_train_end(logs)
+    return model.history.history
+
+
+def _rows(y) -> int:
+    return len(next(iter(y.values()))) if isinstance(y, dict) else len(y)
+
+
+def _take(part, rows):
+    import tensorflow as tf
+
+    return keras.tree.map_structure(lambda array: tf.gather(array, rows), part)
+
+
+def _slice(part, start, stop):
+    return keras.tree.map_structure(lambda array: array[start:stop], part)
+
+
+def _numbers(logs: dict) -> dict:
+    return {key: float(value) for key, value in logs.items()}
 
 
 def plot_learning_curve(history_files: list[Path], out: Path) -> Path:

@@ -5,7 +5,7 @@ from podium.errors import PodiumError
 from podium.vision.batches import FeatureBatches, RowSource
 from podium.config import IMAGE_DEFAULTS
 from podium.vision.heads import build_head
-from podium.vision.training import WarmupAnneal, fit
+from podium.vision.training import WarmupAnneal, callbacks, compile_model, fit, fit_in_memory
 
 
 def _features(n=160, seed=0):
@@ -64,6 +64,39 @@ def test_training_on_cached_features_learns_and_keeps_the_best_epoch(tmp_path):
     assert (tmp_path / "head.keras").is_file() and (tmp_path / "history_head.csv").is_file()
     predictions = model.predict(FeatureBatches([valid], batch_size=64), verbose=0)
     assert (predictions.argmax(axis=1) == y[120:]).mean() > 0.8
+
+
+@pytest.mark.skipif(__import__("keras").backend.backend() != "tensorflow", reason="the in-graph epoch is TensorFlow's")
+def test_in_graph_epochs_train_exactly_like_model_fit_and_drive_the_callbacks(tmp_path):
+    import keras
+
+    x, y = _features(n=200)
+    onehot = np.eye(3, dtype="float32")[y]
+    pooled = np.concatenate([x.mean(axis=(1, 2)), x.std(axis=(1, 2))], axis=1)  # the pooled moments
+    train, valid = (pooled[:150], onehot[:150]), (pooled[150:], onehot[150:])
+    config = {**IMAGE_DEFAULTS["train"], "epochs": 4, "lr": 3e-3, "patience": 1}
+    found = []
+    for loop in ("fit_in_memory", "model.fit"):
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(0)
+        model = build_head((2, 2, 16), 3, {**IMAGE_DEFAULTS["head"], "dropout": 0.0}, pooled=True)
+        compile_model(model, config, steps_per_epoch=3, epochs=4)
+        cbs = callbacks(tmp_path / loop, "head", patience=1)
+        (tmp_path / loop).mkdir()
+        if loop == "fit_in_memory":
+            history = fit_in_memory(model, train, valid, batch_size=64, epochs=4, callbacks=cbs, verbose=0,
+                                    shuffle=False)
+        else:
+            history = model.fit(*train, batch_size=64, epochs=4, validation_data=valid, shuffle=False, verbose=0,
+                                callbacks=cbs).history
+        found.append((history, model.get_weights()))
+        assert (tmp_path / loop / "head.keras").is_file() and (tmp_path / loop / "history_head.csv").is_file()
+    (ours, our_weights), (keras_history, keras_weights) = found
+    assert ours.keys() == keras_history.keys() and len(ours["loss"]) == len(keras_history["loss"])
+    for key in ours:
+        np.testing.assert_allclose(ours[key], keras_history[key], rtol=1e-5)
+    for mine, theirs in zip(our_weights, keras_weights):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-5, atol=1e-6)
 
 
 def test_batches_cover_every_row_once_per_epoch_and_predict_keeps_row_order():
