@@ -32,9 +32,10 @@ REPO = Path(__file__).resolve().parents[1]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=SHARED / "data" / "state-farm-distracted-driver-detection")
-    parser.add_argument("--size", type=int, default=160)
+    parser.add_argument("--size", default="160", help="image size: N (square) or HxW, e.g. 240x320")
     parser.add_argument("--cache", type=Path, default=None, help="feature cache (default: a new temp folder)")
     parser.add_argument("--finetune-epochs", type=int, default=0)
+    parser.add_argument("--finetune-from", default="", help='finetune.from_layer: "" the last block, "all", a layer')
     parser.add_argument("--only", default="", help="comma-separated words: run only the recipes whose name has one")
     args = parser.parse_args()
 
@@ -46,7 +47,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="podium-bench-state-farm-"))
     plugin = get("state-farm")
     labels = args.data / "test_labels.csv"
-    user = {"image": {"backbone": str(LITE0), "preprocessing": "efficientnet_lite", "size": [args.size, args.size]},
+    size = [int(side) for side in args.size.lower().split("x")] * (1 if "x" in args.size.lower() else 2)
+    user = {"image": {"backbone": str(LITE0), "preprocessing": "efficientnet_lite", "size": size},
             "paths": {"cache": str(args.cache or work / "cache")}}
     default = resolve_config(plugin, overrides=user)
     runs = work / "runs"
@@ -65,10 +67,11 @@ def main() -> None:
         "  + pseudo-labels, class-balanced": deep_update(default, {"pseudo": {"enabled": True, "balance": True},
                                                                   "neighbours": {"enabled": True}}),
         "default `podium run`": default,
+        "  default with the gap head (256 units)": deep_update(default, {"head": {"kind": "gap", "units": 256}}),
     }
     if args.finetune_epochs:
-        recipes[f"default + fine-tune, {args.finetune_epochs} epochs"] = deep_update(default, {
-            "finetune": {"enabled": True, "epochs": args.finetune_epochs}})
+        recipes[f"default + fine-tune, {args.finetune_epochs} epochs from {args.finetune_from or 'last block'}"] = deep_update(default, {
+            "finetune": {"enabled": True, "epochs": args.finetune_epochs, "from_layer": args.finetune_from}})
     recipes = only_recipes(recipes, args.only)
     results = {}
     data = load_image_data(plugin, args.data, default, sample=False)

@@ -17,7 +17,9 @@ from podium.errors import PodiumError
 from podium.config import deep_update, resolve
 from podium.tuning.space import SearchSpace
 
-__all__ = ["TUNE_DEFAULTS", "resolve_with_tune", "search_space", "objective_metric"]
+__all__ = ["PRUNERS", "TUNE_DEFAULTS", "resolve_with_tune", "search_space", "objective_metric"]
+
+PRUNERS = ("median", "hyperband", "none")
 
 TUNE_DEFAULTS: dict = {
     # empty: the out-of-fold metric, oof_<plugin.metric>, where the plugin's runs make out-of-fold estimates
@@ -27,7 +29,10 @@ TUNE_DEFAULTS: dict = {
     "monitor": "val_loss",  # the per-epoch Keras log reported to the pruner
     "only": [],  # search only these keys of the space (empty: all of them)
     "space": {"__free__": True},  # entries replace the plugin's own; an entry set to false is not searched
-    "pruner": "median",  # "median" (stop a trial whose epoch is worse than the median of earlier trials) or "none"
+    # "median": stop a trial whose epoch is worse than the median of earlier trials at that epoch;
+    # "hyperband": successive halving over epochs (most trials stop after a few epochs: more trials a minute);
+    # "none"
+    "pruner": "median",
     "startup_trials": 5,  # random trials before the sampler models the space; no pruning before this many finish
     "warmup_epochs": 2,  # epochs every trial runs before it may be pruned
     "heartbeat": 60,  # seconds between a running trial's heartbeats; silent for 2x that (a killed worker): failed
@@ -45,8 +50,8 @@ def resolve_with_tune(plugin, *, files=(), sets=(), overrides=None) -> tuple[dic
     config = resolve(defaults, files=files, sets=sets, overrides=overrides, ranges=plugin.config_ranges())
     tune = config.pop("tune")
     tune["space"] = {key: value for key, value in tune["space"].items() if key != "__free__"}
-    if tune["pruner"] not in ("median", "none"):
-        raise PodiumError(f"tune.pruner must be 'median' or 'none', got {tune['pruner']!r}")
+    if tune["pruner"] not in PRUNERS:
+        raise PodiumError(f"tune.pruner must be one of {', '.join(PRUNERS)}, got {tune['pruner']!r}")
     if tune["record"] not in ("metrics", "full"):
         raise PodiumError(f"tune.record must be 'metrics' or 'full', got {tune['record']!r}")
     if tune["direction"] not in ("minimize", "maximize"):

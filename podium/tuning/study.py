@@ -99,9 +99,7 @@ def open_study(name: str, storage: str, *, competition: str, direction: str, met
     sampler_seed = None if seed is None else int(seed) + (existing[name].n_trials if name in existing else 0)
     sampler = optuna.samplers.TPESampler(seed=sampler_seed, n_startup_trials=int(tune["startup_trials"]),
                                          constant_liar=True)  # parallel workers avoid each other's running trials
-    pruner = (optuna.pruners.MedianPruner(n_startup_trials=int(tune["startup_trials"]),
-                                          n_warmup_steps=int(tune["warmup_epochs"]))
-              if tune["pruner"] == "median" else optuna.pruners.NopPruner())
+    pruner = _pruner(tune)
     if name in existing:
         attributes = existing[name].user_attrs
         if attributes.get("competition", competition) != competition:
@@ -119,6 +117,18 @@ def open_study(name: str, storage: str, *, competition: str, direction: str, met
     for key, value in {"competition": competition, "metric": metric, **(attrs or {})}.items():
         study.set_user_attr(key, value)
     return study
+
+
+def _pruner(tune: dict):
+    import optuna
+
+    if tune["pruner"] == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=int(tune["startup_trials"]),
+                                           n_warmup_steps=int(tune["warmup_epochs"]))
+    if tune["pruner"] == "hyperband":
+        # The first rung after the warm-up epochs; the last at the trial's own epochs ("auto").
+        return optuna.pruners.HyperbandPruner(min_resource=max(int(tune["warmup_epochs"]), 1), reduction_factor=3)
+    return optuna.pruners.NopPruner()
 
 
 def load_study(name: str, storage: str):

@@ -24,7 +24,7 @@ __all__ = ["Learner"]
 
 PREDICT_BATCH = 256
 PREDICT_ROWS = 8192  # pooled rows per eager call
-IN_MEMORY_BYTES = 256 * 2**20  # feature rows up to this size train from memory, not from batch-by-batch gathers
+IN_MEMORY_BYTES = 512 * 2**20  # feature rows up to this size train from memory, not from batch-by-batch gathers
 
 
 class Learner:
