@@ -11,7 +11,8 @@ all measured in this one run:
      once with out-of-fold heads off, once with the default config (1 + oof.folds head fits);
  (d) `podium tune` trials on the cached features of all 2,000 rows, one worker in this process, median pruning
      on: trials per minute, and the overhead ratio = podium's time per trial / the bare fit of the same heads
-     (each trial's head fitted alone for the epochs the trial ran).
+     (each trial's head fitted alone for the epochs the trial ran); again on the plain pass only (1,600
+     training rows, no augmented passes) and with the hyperband pruner.
 
     python bench/speed.py [--data ../shared/data/dogs-vs-cats-redux] [--trials 24] [--memory-sizes 250 1000]
                           [--skip-cold] [--cache FOLDER]
