@@ -8,7 +8,7 @@ One run prints, as hold-out / out-of-fold estimates and test log loss / accuracy
   + test-neighbour smoothing (k chosen on OOF); + pseudo-labels, class-balanced and not; the default run;
   optionally fine-tuning (--finetune-epochs, seconds per epoch printed).
 
-    python bench/state_farm.py [--data ../shared/data/state-farm-distracted-driver-detection] [--size 160]
+    python bench/state_farm.py [--data ../shared/data/state-farm-distracted-driver-detection] [--size 240x320]
                                [--cache DIR] [--finetune-epochs 0]
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=SHARED / "data" / "state-farm-distracted-driver-detection")
-    parser.add_argument("--size", default="160", help="image size: N (square) or HxW, e.g. 240x320")
+    parser.add_argument("--size", default="240x320", help="image size: N (square) or HxW (the default: the plugin's)")
     parser.add_argument("--cache", type=Path, default=None, help="feature cache (default: a new temp folder)")
     parser.add_argument("--finetune-epochs", type=int, default=0)
     parser.add_argument("--finetune-from", default="", help='finetune.from_layer: "" the last block, "all", a layer')
