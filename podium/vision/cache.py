@@ -322,7 +322,6 @@ class FeatureCache:
               + (f", resuming at image {done * self.chunk_size}" if done else ""))
         progress = keras.utils.Progbar(n, unit_name="image")
         progress.update(min(done * self.chunk_size, n))
-        features = np.load(folder / "features.npy", mmap_mode="r+") if done else None
         moved_boxes = None
         if boxes is not None:
             moved_boxes = np.lib.format.open_memmap(folder / "boxes.npy", mode="r+" if done else "w+",
@@ -346,21 +345,27 @@ class FeatureCache:
             if moved_boxes is not None:
                 moved_boxes[start:stop] = moved
                 moved_boxes.flush()
+            # The map is opened for one chunk and closed after it: pages written stay in the kernel's file
+            # cache, not in this process, so a precompute's memory does not grow with the number of images.
+            features = None
             for offset in range(0, len(pixels), batch_size):
                 batch = spec.preprocess(pixels[offset:offset + batch_size].astype(np.float32))
                 out = np.asarray(keras.ops.convert_to_numpy(predict(batch)), dtype=np.float32)
-                if features is None:
+                if manifest["shape"] is None:
                     manifest["shape"] = [n, *out.shape[1:]]
                     features = np.lib.format.open_memmap(folder / "features.npy", mode="w+", dtype=np.float32,
                                                          shape=tuple(manifest["shape"]))
+                elif features is None:
+                    features = np.load(folder / "features.npy", mmap_mode="r+")
                 features[start + offset:start + offset + len(out)] = out  # straight into the memory map
             del pixels
             if features is not None:
                 features.flush()
+                del features
             manifest["bad_rows"] += [start + int(i) for i in np.flatnonzero(~ok)]
             manifest["chunks_done"] = chunk + 1
             manifest["complete"] = chunk + 1 == chunks
             write_json(folder / "manifest.json", manifest)
             progress.update(stop)
-        del features, moved_boxes
+        del moved_boxes
         return manifest
