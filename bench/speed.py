@@ -15,7 +15,7 @@ all measured in this one run:
      training rows, no augmented passes) and with the hyperband pruner.
 
     python bench/speed.py [--data ../shared/data/dogs-vs-cats-redux] [--trials 24] [--memory-sizes 250 1000]
-                          [--skip-cold] [--cache FOLDER]
+                          [--skip-cold] [--skip-warm] [--cache FOLDER]
 """
 from __future__ import annotations
 
@@ -166,6 +166,7 @@ def main() -> None:
     parser.add_argument("--backbone-images", type=int, default=256)
     parser.add_argument("--skip-cold", action="store_true", help="leave out (a) and the cold run of (b)")
     parser.add_argument("--cache", type=Path, help="feature cache to reuse for (c) and (d) (default: a fresh one)")
+    parser.add_argument("--skip-warm", action="store_true", help="leave out (c) and (d)")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -198,18 +199,24 @@ def main() -> None:
         default = resolve_config(plugin, sets=sets)
         passes, views = int(default["augment"]["passes"]) + 1, int(default["tta"]["views"]) + 1
         through = labelled * passes + test * views  # every image the run sends through the backbone
-        command = [sys.executable, "-m", "podium", "run", plugin.name, "--data", str(args.data), "--out",
-                   str(work / "runs-cold"), *[f"--set={s}" for s in SETS], f"--set=paths.cache={work / 'cold'}"]
-        started = time.perf_counter()
-        subprocess.run(command, cwd=REPO, check=True, capture_output=True,
-                       env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-        cold = time.perf_counter() - started
-        alone = through / backbone["rate"]
-        lines.append(f"  cold podium run ({labelled} labelled x {passes} passes + {test} test x {views} views = "
-                     f"{through} backbone images, then 1 + oof.folds heads; fresh process): {cold:.1f} s vs the "
-                     f"backbone alone over them {alone:.1f} s: ratio {cold / alone:.2f} (target <= 1.3)")
+        for label, extra in (("default", []), ("oof off", ["--set=oof.folds=0"])):
+            command = [sys.executable, "-m", "podium", "run", plugin.name, "--data", str(args.data), "--out",
+                       str(work / "runs-cold"), *[f"--set={s}" for s in SETS],
+                       f"--set=paths.cache={work / ('cold-' + label.replace(' ', '-'))}", *extra]
+            started = time.perf_counter()
+            subprocess.run(command, cwd=REPO, check=True, capture_output=True,
+                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+            cold = time.perf_counter() - started
+            alone = through / backbone["rate"]
+            heads = "1 + oof.folds heads" if not extra else "1 head"
+            lines.append(f"  cold podium run, {label} ({labelled} labelled x {passes} passes + {test} test x {views} "
+                         f"views = {through} backbone images, then {heads}; fresh process): {cold:.1f} s vs the "
+                         f"backbone alone over them {alone:.1f} s: ratio {cold / alone:.2f} (target <= 1.3)")
         lines.append(f"    reproduce: {' '.join(command[1:])}")
 
+    if args.skip_warm:
+        print("\nresults\n" + "\n".join(lines))
+        return
     config = resolve_config(plugin, sets=sets)
     from podium.config import deep_update
     from podium.vision.data import load_image_data
