@@ -69,6 +69,16 @@ def run_recipe(plugin, data_dir: Path, config: dict, labels: Path, *, runs: Path
             "seconds": time.perf_counter() - started}
 
 
+def run_recipes(plugin, data_dir: Path, recipes: dict, labels: Path, *, runs: Path, results: dict) -> dict:
+    """Each recipe run and scored in turn (into `results`), a line printed as each ends."""
+    for name, config in recipes.items():
+        results[name] = run_recipe(plugin, data_dir, config, labels, runs=runs, tag=name.strip()[:20].replace(" ", "-"))
+        seconds = results[name].get("finetune_seconds_per_epoch")
+        extra = f", {seconds:.0f} s per fine-tuning epoch" if seconds else ""
+        print(f"{name}: test log loss {results[name]['test_log_loss']:.4f}{extra}", flush=True)
+    return results
+
+
 HEADER = (f"{'recipe':44s} {'val ll':>7s} {'oof ll':>7s} {'oof cal':>7s} {'val acc':>7s} "
           f"{'test ll':>8s} {'test acc':>8s} {'secs':>5s}")
 

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import podium  # noqa: E402,F401
 from _common import LITE0, SHARED, only_recipes  # noqa: E402
-from _scoring import HEADER, dump, probe, row, run_recipe  # noqa: E402
+from _scoring import HEADER, dump, probe, row, run_recipe, run_recipes  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -87,9 +87,7 @@ def main() -> None:
     results = {}
     data = load_image_data(plugin, args.data, default, sample=False)
     results["logistic regression probe (C=1)"] = probe(plugin, data, labels, C=1.0, scale=False)
-    for name, config in recipes.items():
-        results[name] = run_recipe(plugin, args.data, config, labels, runs=runs, tag=name.strip()[:20].replace(" ", "-"))
-        print(f"{name}: test log loss {results[name]['test_log_loss']:.4f}", flush=True)
+    run_recipes(plugin, args.data, recipes, labels, runs=runs, results=results)
     if args.tune_trials:
         results["podium tune best-of (OOF metric)"] = tuned_best_of(plugin, args, user, labels, runs)
 

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import podium  # noqa: E402,F401
 from _common import LITE0, SHARED, only_recipes  # noqa: E402
-from _scoring import HEADER, dump, probe, row, run_recipe  # noqa: E402
+from _scoring import HEADER, dump, probe, row, run_recipes  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -70,18 +70,14 @@ def main() -> None:
         "  default with the gap head (256 units)": deep_update(default, {"head": {"kind": "gap", "units": 256}}),
     }
     if args.finetune_epochs:
-        recipes[f"default + fine-tune, {args.finetune_epochs} epochs from {args.finetune_from or 'last block'}"] = deep_update(default, {
+        name = f"default + fine-tune, {args.finetune_epochs} epochs from {args.finetune_from or 'last block'}"
+        recipes[name] = deep_update(default, {
             "finetune": {"enabled": True, "epochs": args.finetune_epochs, "from_layer": args.finetune_from}})
     recipes = only_recipes(recipes, args.only)
     results = {}
     data = load_image_data(plugin, args.data, default, sample=False)
     results["logistic regression probe (scaled, C=0.001)"] = probe(plugin, data, labels, C=0.001, scale=True)
-    for name, config in recipes.items():
-        results[name] = run_recipe(plugin, args.data, config, labels, runs=runs, tag=name.strip()[:20].replace(" ", "-"))
-        extra = ""
-        if "finetune_seconds_per_epoch" in results[name]:
-            extra = f", {results[name]['finetune_seconds_per_epoch']:.0f} s per fine-tuning epoch"
-        print(f"{name}: test log loss {results[name]['test_log_loss']:.4f}{extra}", flush=True)
+    run_recipes(plugin, args.data, recipes, labels, runs=runs, results=results)
 
     drivers = data.labelled.groupby("split")["group"].unique()
     print(f"\n== State Farm: {len(data.labelled)} labelled, hold-out drivers {', '.join(sorted(drivers['valid']))}; "
