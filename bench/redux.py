@@ -9,10 +9,11 @@ One run prints, as hold-out / out-of-fold estimates and test log loss / accuracy
   + out-of-fold estimate, bagging of the fold heads, calibration on OOF;
   + a refit on every labelled row in the bag;
   the default `podium run` (that + 2 augmented passes, TTA 2), and variants of it;
-  optionally fine-tuning (--finetune-epochs) and a `podium tune` best-of run (--tune-trials).
+  optionally fine-tuning (--finetune-epochs), a `podium tune` best-of run (--tune-trials) and the default
+  with other seeds (--seeds: each its own hold-out draw and fold order).
 
     python bench/redux.py [--data ../shared/data/dogs-vs-cats-redux] [--size 224] [--cache DIR]
-                          [--finetune-epochs 0] [--tune-trials 0]
+                          [--finetune-epochs 0] [--tune-trials 0] [--seeds 1 2 3]
 """
 from __future__ import annotations
 
@@ -52,6 +53,8 @@ def main() -> None:
     parser.add_argument("--finetune-epochs", type=int, default=0)
     parser.add_argument("--only", default="", help="comma-separated words: run only the recipes whose name has one")
     parser.add_argument("--tune-trials", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="*", default=[],
+                        help="the default run again with these seeds (the spread of its test log loss)")
     args = parser.parse_args()
 
     from podium.competitions import get
@@ -83,6 +86,8 @@ def main() -> None:
     if args.finetune_epochs:
         recipes[f"  + fine-tune last block, {args.finetune_epochs} epochs"] = deep_update(default, {
             "finetune": {"enabled": True, "epochs": args.finetune_epochs}})
+    for seed in args.seeds:
+        recipes[f"default: + 2 augmented passes, TTA 2, seed {seed}"] = deep_update(default, {"seed": seed})
     recipes = only_recipes(recipes, args.only)
     results = {}
     data = load_image_data(plugin, args.data, default, sample=False)
