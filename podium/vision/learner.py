@@ -17,6 +17,7 @@ from podium.log import logger
 from podium.vision.batches import FeatureBatches, model_inputs
 from podium.vision.cache import pool_moments
 from podium.vision.heads import copy_weights
+from podium.vision.training import fit, slice_rows, steps_per_epoch
 from podium.vision.data import BoxData, ImageData, augmented_passes
 
 __all__ = ["Learner"]
@@ -137,8 +138,6 @@ class Learner:
         """
         import keras
 
-        from podium.vision.training import fit
-
         config = self.data.config
         valid_data = valid_data if valid_data is not None else self.dataset("valid", targets=True)
         compile_args = {}
@@ -161,7 +160,7 @@ class Learner:
             if not isinstance(train, tuple) or not train_data.shuffle:
                 train, valid, model, options = train_data, valid_data, self.model, {}
         if not self.on_images:
-            options["steps_per_execution"] = _steps(train, options.get("batch_size"))
+            options["steps_per_execution"] = steps_per_epoch(train, options.get("batch_size"))
         history = fit(model, train, valid, train_config=config["train"], run_dir=run_dir, name=name, epochs=epochs,
                       lr=lr, extra_callbacks=callbacks, verbose=verbose, checkpoint=model is self.model,
                       seed=int(config["seed"]), **options, **compile_args)
@@ -227,7 +226,7 @@ class Learner:
             inputs = rows_in_memory(batches, pooled=True, data=self.data) if twin is not None else None
             if inputs is not None:
                 x = inputs[0][0]
-                outputs = np.concatenate([np.asarray(twin(_slice(x, start, start + PREDICT_ROWS), training=False))
+                outputs = np.concatenate([np.asarray(twin(slice_rows(x, start, start + PREDICT_ROWS), training=False))
                                           for start in range(0, rows, PREDICT_ROWS)])
             else:
                 outputs = _concatenate([self.model(batches[i][0], training=False) for i in range(len(batches))])
@@ -291,19 +290,6 @@ def rows_in_memory(batches: FeatureBatches, *, pooled: bool, data=None):
         y = ({k: np.concatenate([np.asarray(part[k]) for part in ys]) for k in ys[0]} if isinstance(ys[0], dict)
              else np.concatenate([np.asarray(part) for part in ys]))
     return ((model_inputs(x), y) if y is not None else (model_inputs(x),)), batches.batch_size
-
-
-def _steps(train, batch_size) -> int:
-    """Steps in one epoch of `train` (a PyDataset, or in-memory arrays in batches of `batch_size`)."""
-    if not isinstance(train, tuple):
-        return max(len(train), 1)
-    y = train[1]
-    rows = len(next(iter(y.values()))) if isinstance(y, dict) else len(y)
-    return max((rows + int(batch_size) - 1) // int(batch_size), 1)
-
-
-def _slice(x, start: int, stop: int):
-    return {k: v[start:stop] for k, v in x.items()} if isinstance(x, dict) else x[start:stop]
 
 
 def _concatenate(outputs):

@@ -93,12 +93,9 @@ def fit(model, train_data, valid_data, *, train_config: dict, run_dir: Path | No
     epochs = int(epochs if epochs is not None else train_config["epochs"])
     in_memory = isinstance(train_data, tuple)
     batch_size = int(batch_size or train_config["batch_size"])
-    if in_memory:
-        steps_per_epoch = max((_rows(train_data[1]) + batch_size - 1) // batch_size, 1)
-    else:
-        steps_per_epoch = len(train_data)
-    compile_model(model, train_config, steps_per_epoch=steps_per_epoch, epochs=epochs, lr=lr,
-                  steps_per_execution=min(int(steps_per_execution), steps_per_epoch), **compile_args)
+    steps = steps_per_epoch(train_data, batch_size)
+    compile_model(model, train_config, steps_per_epoch=steps, epochs=epochs, lr=lr,
+                  steps_per_execution=min(int(steps_per_execution), steps), **compile_args)
     cbs = callbacks(run_dir, name, patience=int(train_config["patience"]), extra=extra_callbacks,
                     checkpoint=checkpoint)
     if in_memory and isinstance(valid_data, tuple) and keras.backend.backend() == "tensorflow":
@@ -131,7 +128,7 @@ def fit_in_memory(model, train_data: tuple, valid_data: tuple, *, batch_size: in
     x, y = (keras.tree.map_structure(tf.convert_to_tensor, part) for part in train_data)
     xv, yv = (keras.tree.map_structure(tf.convert_to_tensor, part) for part in valid_data)
     rows, valid_rows = _rows(train_data[1]), _rows(valid_data[1])
-    steps = max((rows + batch_size - 1) // batch_size, 1)
+    steps = steps_per_epoch(train_data, batch_size)
     model._symbolic_build(data_batch=(_take(x, tf.range(min(rows, batch_size))),
                                       _take(y, tf.range(min(rows, batch_size)))))
 
@@ -145,9 +142,10 @@ def fit_in_memory(model, train_data: tuple, valid_data: tuple, *, batch_size: in
 
     @tf.function(reduce_retracing=True)
     def evaluate():
-        logs = model.test_step((_slice(xv, 0, VALID_CHUNK), _slice(yv, 0, VALID_CHUNK)))
+        logs = model.test_step((slice_rows(xv, 0, VALID_CHUNK), slice_rows(yv, 0, VALID_CHUNK)))
         for start in range(VALID_CHUNK, valid_rows, VALID_CHUNK):  # a few chunks: unrolled
-            logs = model.test_step((_slice(xv, start, start + VALID_CHUNK), _slice(yv, start, start + VALID_CHUNK)))
+            logs = model.test_step((slice_rows(xv, start, start + VALID_CHUNK),
+                                    slice_rows(yv, start, start + VALID_CHUNK)))
         return logs
 
     callback_list = keras.callbacks.CallbackList(callbacks, add_history=True, add_progbar=verbose != 0,
@@ -170,6 +168,18 @@ def fit_in_memory(model, train_data: tuple, valid_data: tuple, *, batch_size: in
     return model.history.history
 
 
+def steps_per_epoch(train, batch_size: int) -> int:
+    """Steps in one epoch of `train`: a PyDataset, or `(x, y)` rows in memory in batches of `batch_size`."""
+    if not isinstance(train, tuple):
+        return max(len(train), 1)
+    return max((_rows(train[1]) + int(batch_size) - 1) // int(batch_size), 1)
+
+
+def slice_rows(part, start, stop):
+    """Rows `start:stop` of an array, or of every array of a dict of inputs or targets."""
+    return keras.tree.map_structure(lambda array: array[start:stop], part)
+
+
 def _rows(y) -> int:
     return len(next(iter(y.values()))) if isinstance(y, dict) else len(y)
 
@@ -178,10 +188,6 @@ def _take(part, rows):
     import tensorflow as tf
 
     return keras.tree.map_structure(lambda array: tf.gather(array, rows), part)
-
-
-def _slice(part, start, stop):
-    return keras.tree.map_structure(lambda array: array[start:stop], part)
 
 
 def _numbers(logs: dict) -> dict:
