@@ -134,11 +134,11 @@ def fit_in_memory(model, train_data: tuple, valid_data: tuple, *, batch_size: in
 
     @tf.function(reduce_retracing=True)
     def train_epoch(order):
-        logs = model.train_step((_take(x, order[:batch_size]), _take(y, order[:batch_size])))
-        for step in tf.range(1, steps):
+        # One traced train_step (the loop body); the epoch's logs are read from the metrics after the loop.
+        for step in tf.range(steps):
             batch = order[step * batch_size:(step + 1) * batch_size]
-            logs = model.train_step((_take(x, batch), _take(y, batch)))
-        return logs
+            model.train_step((_take(x, batch), _take(y, batch)))
+        return model.get_metrics_result()
 
     @tf.function(reduce_retracing=True)
     def evaluate():

@@ -161,3 +161,31 @@ def test_learner_trains_a_gap_head_through_its_twin_and_keeps_the_files(tmp_path
     before = sorted(tmp_path.rglob("*"))
     Learner.train_head(data, None, verbose=0)
     assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_predictions_are_reused_until_the_weights_change(tmp_path, redux_data, monkeypatch):
+    """The stages of a run ask for the same validation views: predicted once, again after any weight change."""
+    from podium.competitions import get
+    from podium.config import deep_update
+    from podium.vision.data import load_image_data
+    from podium.vision.learner import Learner
+
+    plugin = get("dogs-vs-cats-redux")
+    config = deep_update(plugin.default_config(), {
+        "image": {"weights": "none", "size": [32, 32]}, "train": {"epochs": 1},
+        "paths": {"cache": str(tmp_path / "cache")}})
+    data = load_image_data(plugin, redux_data, config, sample=False)
+    learner = Learner.train_head(data, None, verbose=0)
+    computed = []
+    predict = learner._predict
+    monkeypatch.setattr(learner, "_predict", lambda *a, **k: computed.append(a) or predict(*a, **k))
+    first = learner.predict("valid")
+    first[:] = 0  # a caller changing its copy changes nothing kept
+    again = learner.predict("valid")
+    assert len(computed) == 1 and not np.allclose(again, 0)
+    learner.predict("valid", view=0, output="class")
+    assert len(computed) == 1
+    weights = learner.model.get_weights()
+    learner.model.set_weights([w + 0.5 if w.ndim == 2 else w for w in weights])
+    changed = learner.predict("valid")
+    assert len(computed) == 2 and not np.allclose(changed, again)
