@@ -12,7 +12,8 @@ all measured in this one run:
  (d) `podium tune` trials on the cached features of all 2,000 rows, one worker in this process, median pruning
      on: trials per minute, and the overhead ratio = podium's time per trial / the bare fit of the same heads
      (each trial's head fitted alone for the epochs the trial ran); again on the plain pass only (1,600
-     training rows, no augmented passes) and with the hyperband pruner.
+     training rows, no augmented passes) and with the hyperband pruner; and the fixed cost of any trial's
+     fit (model building, tracing, compiling), the ceiling on trials per minute whatever the search.
 
     python bench/speed.py [--data ../shared/data/dogs-vs-cats-redux] [--trials 24] [--memory-sizes 250 1000]
                           [--skip-cold] [--skip-warm] [--cache FOLDER]
@@ -100,6 +101,34 @@ def bare_fit_seconds(data, config: dict, *, epochs: int) -> float:
     model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
     model.fit(x, y, batch_size=batch_size, epochs=epochs, validation_data=(xv, yv), verbose=0, shuffle=True)
     return time.perf_counter() - started
+
+
+def fixed_cost_seconds(data, config: dict, *, repeats: int = 3) -> float:
+    """What any trial costs before it learns anything: podium's fit of the search space's smallest head
+    (no hidden layer) for one epoch on one batch, validated on one batch: building the model, tracing and
+    compiling its train and test steps, one step of each. The median of `repeats` after a first one."""
+    import keras
+
+    from podium.config import deep_update
+    from podium.vision.heads import build_head, poolable
+    from podium.vision.learner import Learner, rows_in_memory
+    from podium.vision.training import fit, slice_rows
+
+    config = deep_update(config, {"head": {"units": 0}})
+    learner = Learner(data, None)
+    pooled = poolable(data.feature_shape, config["head"])
+    batch_size = int(config["train"]["batch_size"])
+    (x, y), _ = rows_in_memory(learner.train_batches(), pooled=pooled, data=data)
+    one_batch = (slice_rows(x, 0, batch_size), slice_rows(y, 0, batch_size))
+    seconds = []
+    for _ in range(repeats + 1):
+        keras.backend.clear_session(free_memory=False)
+        started = time.perf_counter()
+        model = build_head(data.feature_shape, len(data.plugin.classes), config["head"],
+                           weight_decay=float(config["train"]["weight_decay"]), pooled=pooled)
+        fit(model, one_batch, one_batch, train_config=config["train"], run_dir=None, epochs=1, verbose=0)
+        seconds.append(time.perf_counter() - started)
+    return float(np.median(seconds[1:]))
 
 
 def timed_run(plugin, data_dir: Path, config: dict, runs: Path) -> tuple[float, dict]:
@@ -234,6 +263,10 @@ def main() -> None:
                      f"{bare:.2f} s x {fits} = {bare * fits:.1f} s: ratio {warm / (bare * fits):.2f} (target <= 1.3); "
                      f"val_log_loss {metrics['val_log_loss']:.4f}")
 
+    floor = fixed_cost_seconds(load_image_data(plugin, args.data, config, sample=False), config)
+    lines.append(f"  fixed cost of any trial's fit: {floor:.2f} s (the smallest head, one epoch of one batch: "
+                 f"building, tracing and compiling its train and test steps): at most {60 / floor:.0f} trials/min "
+                 "here before a trial learns anything")
     for label, extra in (("default: plain + 2 augmented passes", []), ("plain pass only", ["augment.passes=0"]),
                          ("hyperband pruner", ["tune.pruner=hyperband"])):
         found = tuning(plugin, args.data, [*sets, *extra], trials=args.trials, work=work, name=label)
