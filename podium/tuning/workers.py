@@ -78,6 +78,19 @@ def shares(total: int, jobs: int) -> list[int]:
     return [total // jobs + (1 if index < total % jobs else 0) for index in range(jobs)]
 
 
+def _until_queue_claimed(job: TuneJob, *, first) -> None:
+    """Wait while the study has enqueued trials (the config's own values) and the first worker is alive.
+    SQLite has no row locks: workers started together both took the enqueued trial and ran it twice, and
+    the second one's result was refused."""
+    from optuna.trial import TrialState
+
+    from podium.tuning.study import load_study
+
+    while first.is_alive() and load_study(job.study, job.storage).get_trials(deepcopy=False,
+                                                                            states=(TrialState.WAITING,)):
+        time.sleep(0.2)
+
+
 def run_workers(job: TuneJob, *, remaining: int, jobs: int, trials_per_process: int = 0) -> None:
     """Start up to `remaining` trials over `jobs` process slots sharing the study; wait for all of them.
 
@@ -105,6 +118,8 @@ def run_workers(job: TuneJob, *, remaining: int, jobs: int, trials_per_process: 
 
     for slot in range(len(budgets)):
         start(slot)
+        if slot == 0 and len(budgets) > 1:
+            _until_queue_claimed(job, first=next(iter(running.values()))[1])
     try:
         while running:
             for sentinel in wait(list(running)):
