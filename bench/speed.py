@@ -82,18 +82,25 @@ def child(*args) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def head_rows(data, config: dict):
+    """The rows podium trains a head on, in memory: (pooled?, (x, y), (x valid, y valid), batch size)."""
+    from podium.vision.heads import poolable
+    from podium.vision.learner import Learner, rows_in_memory
+
+    learner = Learner(data, None)
+    pooled = poolable(data.feature_shape, config["head"])
+    (x, y), batch_size = rows_in_memory(learner.train_batches(), pooled=pooled, data=data)
+    (xv, yv), _ = rows_in_memory(learner.dataset("valid", targets=True), pooled=pooled, data=data)
+    return pooled, (x, y), (xv, yv), batch_size
+
+
 def bare_fit_seconds(data, config: dict, *, epochs: int) -> float:
     """`model.fit` of the run's head on the rows podium trains on (in memory), verbose 0, no callbacks."""
     import keras
 
-    from podium.vision.heads import build_head, poolable
-    from podium.vision.learner import Learner, rows_in_memory
+    from podium.vision.heads import build_head
 
-    learner = Learner(data, None)
-    batches, valid = learner.train_batches(), learner.dataset("valid", targets=True)
-    pooled = poolable(data.feature_shape, config["head"])
-    (x, y), batch_size = rows_in_memory(batches, pooled=pooled, data=data)
-    (xv, yv), _ = rows_in_memory(valid, pooled=pooled, data=data)
+    pooled, (x, y), (xv, yv), batch_size = head_rows(data, config)
     keras.backend.clear_session()
     started = time.perf_counter()
     model = build_head(data.feature_shape, len(data.plugin.classes), config["head"], metadata_dim=data.metadata_dim,
@@ -110,15 +117,11 @@ def fixed_cost_seconds(data, config: dict, *, repeats: int = 3) -> float:
     import keras
 
     from podium.config import deep_update
-    from podium.vision.heads import build_head, poolable
-    from podium.vision.learner import Learner, rows_in_memory
+    from podium.vision.heads import build_head
     from podium.vision.training import fit, slice_rows
 
     config = deep_update(config, {"head": {"units": 0}})
-    learner = Learner(data, None)
-    pooled = poolable(data.feature_shape, config["head"])
-    batch_size = int(config["train"]["batch_size"])
-    (x, y), _ = rows_in_memory(learner.train_batches(), pooled=pooled, data=data)
+    pooled, (x, y), _, batch_size = head_rows(data, config)
     one_batch = (slice_rows(x, 0, batch_size), slice_rows(y, 0, batch_size))
     seconds = []
     for _ in range(repeats + 1):

@@ -105,7 +105,7 @@ def run_workers(job: TuneJob, *, remaining: int, jobs: int, trials_per_process: 
     deadline = time.monotonic() + job.timeout if job.timeout else None
     running, failed, started = {}, [], 0
 
-    def start(slot: int) -> None:
+    def start(slot: int):
         nonlocal started
         n_trials = min(budgets[slot], trials_per_process or budgets[slot])
         budgets[slot] -= n_trials
@@ -115,11 +115,12 @@ def run_workers(job: TuneJob, *, remaining: int, jobs: int, trials_per_process: 
                                   kwargs={"n_trials": n_trials}, name=f"podium-tune-{started}")
         process.start()
         running[process.sentinel] = (slot, process)
+        return process
 
     for slot in range(len(budgets)):
-        start(slot)
+        process = start(slot)
         if slot == 0 and len(budgets) > 1:
-            _until_queue_claimed(job, first=next(iter(running.values()))[1])
+            _until_queue_claimed(job, first=process)
     try:
         while running:
             for sentinel in wait(list(running)):

@@ -36,7 +36,7 @@ class Learner:
         self.model = model
         self.on_images = on_images  # True: the model takes images (fine-tuned); False: cached features
         self._twin = None  # pooled twin of a gap head (built on first use), False when it has none
-        self._predictions = {}  # (split, view, output) -> predictions of the weights fingerprinted in "weights"
+        self._predictions, self._predicted_with = {}, None  # (split, view, output) -> predictions; their weights
 
     # -- building -------------------------------------------------------------------------------
     @classmethod
@@ -217,8 +217,8 @@ class Learner:
         Kept until the weights change: a run's stages (neighbours, calibration, pseudo-labels, the submission)
         ask for the same validation views, and a tuning trial spent a tenth of its time predicting them again."""
         fingerprint = self._weights_fingerprint()
-        if self._predictions.get("weights") != fingerprint:
-            self._predictions = {"weights": fingerprint}
+        if self._predicted_with != fingerprint:
+            self._predictions, self._predicted_with = {}, fingerprint
         key = (split, int(view), output)
         if key not in self._predictions:
             self._predictions[key] = self._predict(split, view=int(view), output=output)
