@@ -303,6 +303,7 @@ IMAGE_DEFAULTS: dict = {
         "workers": 1,
         "precision": "float32",  # "float32", "mixed_float16" (GPU), "mixed_bfloat16" (TPU, recent CPUs/GPUs)
         "data_parallel": False,  # split each batch over every local device (keras.distribution.DataParallel)
+        "cache_dtype": "float32",  # how cached features are stored: "float32", or "float16" (half the disk)
     },
     "augment": {
         # albumentations transforms: {"name": <class in albumentations>, ...its keyword arguments}
@@ -383,6 +384,7 @@ IMAGE_RANGES: dict = {
     "image.workers": at_least(1),
     "image.precision": one_of("float32", "mixed_float16", "mixed_bfloat16"),
     "image.data_parallel": one_of(True, False),
+    "image.cache_dtype": one_of("float32", "float16"),
     "augment.passes": at_least(0),
     "head.kind": one_of("gap", "dense", "fcn"),
     "head.units": at_least(0),  # 0: gap only (pooled features straight to the classifier); see _units_for_kind

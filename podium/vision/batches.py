@@ -27,12 +27,18 @@ class RowSource:
         order = np.argsort(rows, kind="stable")
         inverse = np.empty_like(order)
         inverse[order] = np.arange(len(order))
-        x = {name: np.asarray(array[rows[order]])[inverse] for name, array in self.inputs.items()}
+        x = {name: as_input(array[rows[order]])[inverse] for name, array in self.inputs.items()}
         y = None
         if self.targets is not None:
             y = ({k: np.asarray(v)[positions] for k, v in self.targets.items()} if isinstance(self.targets, dict)
                  else np.asarray(self.targets)[positions])
         return x, y
+
+
+def as_input(array) -> np.ndarray:
+    """Rows as a model takes them: features cached in float16 (`image.cache_dtype`) widened to float32."""
+    array = np.asarray(array)
+    return array.astype(np.float32) if array.dtype == np.float16 else array
 
 
 def concatenate_parts(parts):

@@ -7,12 +7,22 @@ chunk. Only one chunk of images is in memory at a time, whatever the number of i
 Pass 0 is the plain images; pass k > 0 is a seeded augmented copy (for training and TTA).
 Given per-row boxes, an augmented pass moves them with its images (box-aware augmentation)
 and keeps the moved boxes beside the features (`boxes.npy`).
+
+Features are stored as float32 or, with `image.cache_dtype = "float16"`, at half the disk (another
+entry). The disk the entries need is estimated (the backbone's output shape, no image read) and
+refused in one line when the cache's disk has less free space; each features.npy is allocated in
+full when it is created, so a disk that fills up meanwhile is an error at that point, never a
+SIGBUS in the middle of a memory-mapped write. A full disk during a precompute stops it in one
+line; the entry resumes from its last finished chunk once space is freed.
 """
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
+import os
+import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -69,6 +79,55 @@ def _exclusive(lock_path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+STORAGE = ("float32", "float16")
+DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)  # EFBIG: a file size limit (RLIMIT_FSIZE) was reached
+RESERVE_BYTES = 64 * 2**20  # left free beyond the estimate: manifests, pooled moments, the run's own files
+
+
+def free_bytes(path: Path) -> int:
+    """Free bytes on the disk that holds `path` (or its nearest existing parent)."""
+    path = Path(path).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return shutil.disk_usage(path).free
+
+
+def gigabytes(size: int) -> str:
+    return f"{size / 1e9:.1f} GB" if size >= 1e8 else f"{size / 1e6:.1f} MB"
+
+
+def _npy_bytes(shape, dtype) -> int:
+    """A .npy file's size: its header (at most a few hundred bytes) and the data."""
+    return 256 + int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+
+
+def _allocated_bytes(path: Path) -> int:
+    """Disk blocks a (possibly sparse) file already holds: a resumed entry needs only the rest."""
+    try:
+        return int(getattr(path.stat(), "st_blocks", 0)) * 512
+    except OSError:
+        return 0
+
+
+def _create_map(path: Path, shape: tuple, dtype) -> np.memmap:
+    """A new .npy memory map with its blocks allocated now: writing into a sparse map on a full disk kills the
+    process with SIGBUS, allocating up front turns a short disk into an OSError here."""
+    need = _npy_bytes(shape, dtype)
+    free = free_bytes(path.parent)
+    if need + RESERVE_BYTES > free:
+        raise OSError(errno.ENOSPC, f"needs {gigabytes(need)}, {gigabytes(free)} free")
+    array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=tuple(shape))
+    if hasattr(os, "posix_fallocate"):
+        try:
+            with open(path, "r+b") as handle:
+                os.posix_fallocate(handle.fileno(), 0, os.fstat(handle.fileno()).st_size)
+        except OSError as exc:
+            if exc.errno in DISK_FULL:
+                raise
+            # a file system without fallocate (EOPNOTSUPP, EINVAL): the free-space check above stands
+    return array
+
+
 POOLED_FILE = "pooled.npy"
 POOL_ROWS = 256  # rows of the map read at a time while pooling
 
@@ -79,7 +138,9 @@ def pool_moments(maps: np.ndarray) -> np.ndarray:
     return np.concatenate([maps.mean(axis=(1, 2)), np.square(maps).mean(axis=(1, 2))], axis=1).astype(np.float32)
 
 
-def pooled_features(features: "CachedFeatures") -> np.ndarray:
+def pooled_features(features: "CachedFeatures", *, mmap_mode: str | None = None) -> np.ndarray:
+    """(N, 2C) pooled moments of a 4-D entry, read from `pooled.npy` (memory-mapped with `mmap_mode`) or computed
+    a block of rows at a time and written there."""
     array = features.array
     if array.ndim != 4:
         raise PodiumError(f"features of shape {array.shape[1:]} are not a map to pool")
@@ -87,7 +148,7 @@ def pooled_features(features: "CachedFeatures") -> np.ndarray:
     path = Path(features.directory) / POOLED_FILE
     if path.is_file():
         try:
-            pooled = np.load(path)
+            pooled = np.load(path, mmap_mode=mmap_mode)
             if pooled.shape == shape and pooled.dtype == np.float32:
                 return pooled
         except (ValueError, OSError, EOFError):
@@ -201,15 +262,21 @@ def verify_entry(folder: Path, manifest: dict) -> str | None:
 class FeatureCache:
     """Feature entries under `root`, keyed by everything that changes the numbers."""
 
-    def __init__(self, root: Path, *, chunk_size: int = 256, threads: int = 2):
+    def __init__(self, root: Path, *, chunk_size: int = 256, threads: int = 2, storage: str = "float32"):
+        if storage not in STORAGE:
+            raise PodiumError(f"image.cache_dtype must be one of {', '.join(STORAGE)}, got {storage!r}")
         self.root = Path(root)
         self.chunk_size = int(chunk_size)
         self.threads = threads
+        self.storage = storage
         self._models: dict = {}  # built backbones, shared by the passes of one process
+        self._shapes: dict = {}  # backbone spec -> the shape of one row's features
 
     def key(self, spec, paths, *, pass_index: int = 0, augment: list | None = None, boxes=None) -> dict:
         key = {**spec.cache_key(), "files": files_fingerprint(paths), "n": len(paths), "pass": int(pass_index),
                "augment": augment if pass_index > 0 else None, "seed": spec.seed if pass_index > 0 else None}
+        if self.storage != "float32":  # float32 entries keep the keys they always had
+            key["storage"] = self.storage
         if boxes is not None and pass_index > 0:
             # A box-aware pipeline is another entry: it carries the moved boxes.
             key["boxes"] = hashlib.sha256(np.ascontiguousarray(boxes, dtype=np.float32).tobytes()).hexdigest()[:16]
@@ -267,6 +334,42 @@ class FeatureCache:
                                      skip_bad_images=skip_bad_images, label=label, boxes=boxes)
         return self._open(folder, manifest, hit=False, started=started)
 
+    def bytes_needed(self, spec, entries) -> int:
+        """Disk still needed for `entries` (`(paths, pass_index, augment)` each): 0 for a complete entry, the rest
+        of a resumed one. Builds the backbone to read its output shape when anything is missing; reads no image."""
+        need = 0
+        for paths, pass_index, augment in entries:
+            paths = [str(p) for p in paths]
+            key = self.key(spec, paths, pass_index=pass_index, augment=augment)
+            folder = self.directory(spec, key)
+            manifest = _read_manifest(folder, key)
+            if manifest is not None and manifest.get("complete") and verify_entry(folder, manifest) is None:
+                continue
+            size = _npy_bytes((len(paths), *self.feature_shape(spec)), self.storage)
+            need += max(size - _allocated_bytes(folder / "features.npy"), 0)
+        return need
+
+    def ensure_space(self, spec, entries, *, what: str = "features") -> int:
+        """Print the disk the missing `entries` need and refuse in one line when the cache's disk has less free."""
+        need = self.bytes_needed(spec, entries)
+        if need == 0:
+            return 0
+        free = free_bytes(self.root)
+        if need + RESERVE_BYTES > free:
+            raise PodiumError(f"feature cache: {what} needs {gigabytes(need)} in {self.root}/, {gigabytes(free)} free; "
+                              "free some space, set paths.cache to a larger disk"
+                              + (" or image.cache_dtype=float16 (half the size)" if self.storage == "float32" else ""))
+        print(f"feature cache: {what} needs {gigabytes(need)} in {self.root}/ ({gigabytes(free)} free, "
+              f"{self.storage})")
+        return need
+
+    def feature_shape(self, spec) -> tuple:
+        """One row's feature shape for `spec` (the backbone is built, no image is read)."""
+        if spec not in self._shapes:
+            model = self._model(spec)
+            self._shapes[spec] = tuple(int(v) for v in model.compute_output_shape((1, *spec.size, 3))[1:])
+        return self._shapes[spec]
+
     def _open(self, folder: Path, manifest: dict, *, hit: bool, started: float) -> CachedFeatures:
         damage = verify_entry(folder, manifest)
         if damage is not None:  # only after a compute just finished: a bug or a full disk, not a user's doing
@@ -312,7 +415,7 @@ class FeatureCache:
         chunks = max(1, (n + self.chunk_size - 1) // self.chunk_size)
         if manifest is None:
             manifest = {"key": key, "chunk_size": self.chunk_size, "chunks": chunks, "chunks_done": 0,
-                        "bad_rows": [], "complete": False, "shape": None, "dtype": "float32"}
+                        "bad_rows": [], "complete": False, "shape": None, "dtype": self.storage}
         elif manifest["chunk_size"] != self.chunk_size:
             raise PodiumError(f"feature cache {folder}: chunk size changed; delete that folder to start over")
         done = int(manifest["chunks_done"])
@@ -339,6 +442,22 @@ class FeatureCache:
             return load_batch_with_boxes(paths[start:stop], spec.size, augment=transform, boxes=boxes[start:stop],
                                          skip_bad_images=skip_bad_images, threads=self.threads)
 
+        try:
+            self._fill(folder, manifest, read, predict, progress, spec=spec, n=n, chunks=chunks, done=done,
+                       batch_size=batch_size, moved_boxes=moved_boxes)
+        except OSError as exc:
+            if exc.errno not in DISK_FULL:
+                raise
+            finished = min(int(manifest["chunks_done"]) * self.chunk_size, n)
+            raise PodiumError(f"feature cache {folder}: the disk is full ({exc.strerror or exc}) after {finished} of "
+                              f"{n} images; free some space (or set paths.cache to a larger disk) and run again: "
+                              "it resumes from there") from None
+        return manifest
+
+    def _fill(self, folder, manifest, read, predict, progress, *, spec, n, chunks, done, batch_size, moved_boxes):
+        """Chunks `done`.. of an entry into features.npy, the manifest written after each one."""
+        import keras
+
         # The next chunk's files are decoded and augmented on a thread while the backbone runs on this one.
         for chunk, (pixels, ok, moved) in _read_ahead(read, range(done, chunks)):
             start, stop = chunk * self.chunk_size, min((chunk + 1) * self.chunk_size, n)
@@ -350,11 +469,10 @@ class FeatureCache:
             features = None
             for offset in range(0, len(pixels), batch_size):
                 batch = spec.preprocess(pixels[offset:offset + batch_size].astype(np.float32))
-                out = np.asarray(keras.ops.convert_to_numpy(predict(batch)), dtype=np.float32)
+                out = np.asarray(keras.ops.convert_to_numpy(predict(batch)), dtype=manifest["dtype"])
                 if manifest["shape"] is None:
+                    features = _create_map(folder / "features.npy", (n, *out.shape[1:]), manifest["dtype"])
                     manifest["shape"] = [n, *out.shape[1:]]
-                    features = np.lib.format.open_memmap(folder / "features.npy", mode="w+", dtype=np.float32,
-                                                         shape=tuple(manifest["shape"]))
                 elif features is None:
                     features = np.load(folder / "features.npy", mmap_mode="r+")
                 features[start + offset:start + offset + len(out)] = out  # straight into the memory map
@@ -367,5 +485,3 @@ class FeatureCache:
             manifest["complete"] = chunk + 1 == chunks
             write_json(folder / "manifest.json", manifest)
             progress.update(stop)
-        del moved_boxes
-        return manifest

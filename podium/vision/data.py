@@ -104,7 +104,7 @@ def load_image_data(plugin, data_dir: Path, config: dict, *, sample: bool, with_
     test = table[(table["split"] == "test") & with_test].reset_index(drop=True)
     data = ImageData(
         plugin=plugin, config=config, spec=BackboneSpec.from_config(config),
-        cache=FeatureCache(Path(config["paths"]["cache"]) / plugin.name),
+        cache=FeatureCache(Path(config["paths"]["cache"]) / plugin.name, storage=str(config["image"]["cache_dtype"])),
         labelled=labelled, test=test, y=plugin.label_indices(labelled["label"]),
         train_rows=np.flatnonzero((labelled["split"] == "train").to_numpy()),
         valid_rows=np.flatnonzero((labelled["split"] == "valid").to_numpy()),
@@ -113,6 +113,13 @@ def load_image_data(plugin, data_dir: Path, config: dict, *, sample: bool, with_
         raise PodiumError(f"{plugin.name}: need both training and validation rows "
                           f"(got {len(data.train_rows)} and {len(data.valid_rows)})"
                           + ("; raise data.sample_train / data.sample_valid" if sample else ""))
+    # The disk every pass of the run will cache, before the first image is read (refused when short).
+    views = max(augmented_passes(config), int(config["tta"]["views"]))
+    transforms = config["augment"]["transforms"]
+    data.cache.ensure_space(data.spec, [(part["path"].tolist(), p, transforms if p else None)
+                                        for part, passes in ((labelled, views), (test, int(config["tta"]["views"])))
+                                        if len(part) for p in range(passes + 1)],
+                            what=f"{len(labelled):,} labelled + {len(test):,} test images")
     bad = data.labelled_features(0).bad_rows
     if len(bad):
         # Only reachable with data.skip_bad_images: drop unreadable labelled images, keep count.

@@ -14,7 +14,7 @@ import numpy as np
 
 from podium.errors import PodiumError
 from podium.log import logger
-from podium.vision.batches import FeatureBatches, model_inputs
+from podium.vision.batches import FeatureBatches, as_input, model_inputs
 from podium.vision.cache import pool_moments
 from podium.vision.heads import copy_weights
 from podium.vision.training import fit, slice_rows, steps_per_epoch
@@ -299,7 +299,7 @@ def rows_in_memory(batches: FeatureBatches, *, pooled: bool, data=None):
             if name == "features" and pooled:
                 x[name] = _pooled_rows(array, source.rows, data)[:, :width]
             else:
-                x[name] = np.asarray(array[np.sort(source.rows)])[np.argsort(np.argsort(source.rows, kind="stable"),
+                x[name] = as_input(array[np.sort(source.rows)])[np.argsort(np.argsort(source.rows, kind="stable"),
                                                                              kind="stable")]
         xs.append(x)
         ys.append(source.targets)

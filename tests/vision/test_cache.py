@@ -124,3 +124,73 @@ def test_read_ahead_keeps_order_and_hands_errors_to_the_caller():
         for item, _ in cache_module._read_ahead(read, range(5)):
             seen.append(item)
     assert seen == [0, 1]
+
+
+def test_float16_entries_round_trip_at_half_the_disk(tmp_path, spec, paths, monkeypatch):
+    full = FeatureCache(tmp_path, chunk_size=16).features(spec, paths[:20])
+    half = FeatureCache(tmp_path, chunk_size=16, storage="float16").features(spec, paths[:20])
+    assert half.directory != full.directory and half.array.dtype == np.float16
+    assert np.allclose(np.asarray(half.array, dtype=np.float32), np.asarray(full.array), rtol=2e-3, atol=1e-3)
+    assert (half.directory / "features.npy").stat().st_size < 0.6 * (full.directory / "features.npy").stat().st_size
+    monkeypatch.setattr(BackboneSpec, "build", lambda self: pytest.fail("a float16 hit built the backbone"))
+    again = FeatureCache(tmp_path, chunk_size=16, storage="float16").features(spec, paths[:20])
+    assert again.hit and np.array_equal(np.asarray(again.array), np.asarray(half.array))
+
+
+def test_unknown_storage_is_refused(tmp_path):
+    with pytest.raises(cache_module.PodiumError, match="cache_dtype"):
+        FeatureCache(tmp_path, storage="int8")
+
+
+def test_disk_estimate_refuses_a_short_disk_before_any_image_is_read(tmp_path, spec, paths, monkeypatch, capsys):
+    cache = FeatureCache(tmp_path / "cache", chunk_size=16)
+    monkeypatch.setattr(images, "load_batch", lambda *a, **k: pytest.fail("an image was read"))
+    # 50 rows of 512 float32 numbers: 102 kB; pretend the disk has 5 MB free beyond the reserve
+    monkeypatch.setattr(cache_module, "free_bytes", lambda path: cache_module.RESERVE_BYTES + 5_000_000)
+    assert cache.ensure_space(spec, [(paths, 0, None)]) == 50 * 512 * 4 + 256
+    assert "needs 0.1 MB in" in capsys.readouterr().out
+    monkeypatch.setattr(cache_module, "free_bytes", lambda path: 50_000)
+    with pytest.raises(cache_module.PodiumError, match=r"needs 0\.1 MB in .*cache/, 0\.1 MB free"):
+        cache.ensure_space(spec, [(paths, 0, None)])
+    assert not list((tmp_path / "cache").rglob("features.npy"))
+
+
+def test_a_complete_entry_needs_no_disk(tmp_path, spec, paths, monkeypatch):
+    cache = FeatureCache(tmp_path, chunk_size=16)
+    cache.features(spec, paths[:10])
+    monkeypatch.setattr(cache_module, "free_bytes", lambda path: 0)
+    assert cache.ensure_space(spec, [(paths[:10], 0, None)]) == 0
+
+
+FILL_WITH_A_FILE_SIZE_LIMIT = """
+import resource, sys
+from podium.config import IMAGE_DEFAULTS, deep_update
+from podium.errors import PodiumError
+from podium.vision.backbones import BackboneSpec
+from podium.vision.cache import FeatureCache
+paths = sys.argv[2:]
+spec = BackboneSpec.from_config(deep_update(IMAGE_DEFAULTS, {"image": {"size": [32, 32], "weights": "none"}}))
+resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))  # a file may not grow past 20 kB: the disk is 'full'
+try:
+    FeatureCache(sys.argv[1], chunk_size=16).features(spec, paths)
+except PodiumError as exc:
+    print(exc)
+    sys.exit(2)
+"""
+
+
+def test_a_full_disk_stops_the_precompute_in_one_line_and_the_entry_resumes(tmp_path, spec, paths):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", FILL_WITH_A_FILE_SIZE_LIMIT, str(tmp_path), *paths],
+                            capture_output=True, text=True, timeout=240)
+    assert result.returncode == 2, result.stderr[-2000:]
+    message = result.stdout.strip().splitlines()[-1]
+    assert "the disk is full" in message and "run again" in message and "Traceback" not in result.stderr
+    for manifest in tmp_path.rglob("manifest.json"):  # nothing looks complete
+        assert not json.loads(manifest.read_text())["complete"]
+    resumed = FeatureCache(tmp_path, chunk_size=16).features(spec, paths)  # space freed: the same entry finishes
+    fresh = FeatureCache(tmp_path / "fresh", chunk_size=16).features(spec, paths)
+    assert not resumed.hit and resumed.directory.parent == tmp_path
+    assert np.allclose(np.asarray(resumed.array), np.asarray(fresh.array), atol=1e-5)

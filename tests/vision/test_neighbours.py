@@ -71,3 +71,36 @@ def test_test_smoothing_uses_test_features_only():
     assert np.allclose(smoothed, smooth(preds, vectors, 3))
     with pytest.raises(AssertionError):
         smooth_split(_TestOnlyData(maps), "valid", preds, k=3)
+
+
+def full_neighbour_index(vectors, k):
+    """The whole rows x rows similarity matrix in float64: what the blocked search must reproduce."""
+    similarity = np.asarray(vectors, dtype=np.float64) @ np.asarray(vectors, dtype=np.float64).T
+    np.fill_diagonal(similarity, -np.inf)
+    return np.argsort(-similarity, axis=1, kind="stable")[:, :k]
+
+
+@pytest.mark.parametrize("block_rows", [1, 7, 64, 1000])
+def test_blocked_neighbours_equal_the_full_matrix(block_rows):
+    rng = np.random.default_rng(5)
+    vectors = pooled(rng.normal(size=(300, 24)))
+    index = neighbour_index(vectors, 8, block_rows=block_rows)
+    assert index.dtype == np.int64 and index.shape == (300, 8)
+    assert np.array_equal(index, full_neighbour_index(vectors, 8))
+
+
+def test_pooled_reads_a_memory_map_in_blocks_and_in_any_row_order(tmp_path):
+    rng = np.random.default_rng(6)
+    maps = rng.normal(size=(50, 2, 3, 5)).astype(np.float32)
+    path = tmp_path / "maps.npy"
+    np.save(path, maps)
+    rows = rng.permutation(50)[:30]
+    expected = pooled(maps.mean(axis=(1, 2))[rows])
+    assert np.allclose(pooled(np.load(path, mmap_mode="r"), rows), expected, atol=1e-6)
+
+
+def test_choose_k_with_one_search_equals_a_search_per_k():
+    vectors, y, preds = clustered(seed=7)
+    _, scores = choose_k(y, preds, vectors)
+    for k, score in scores.items():
+        assert score == pytest.approx(log_loss(y, smooth(preds, vectors, k)), abs=1e-12)

@@ -19,51 +19,83 @@ from podium.core.metrics import log_loss
 from podium.core.stage import RunState, Stage, register_stage
 from podium.errors import PodiumError
 from podium.log import logger
+from podium.vision.cache import CachedFeatures, pooled_features
 
 __all__ = ["NeighbourSmoothing", "neighbour_index", "pooled", "smooth", "smooth_split"]
 
 K_GRID = (0, 1, 2, 3, 5, 8, 12, 20)
 
 
-def pooled(features) -> np.ndarray:
-    """One L2-normalised vector per row: spatial mean of a feature map, or the features as they are."""
-    array = np.asarray(features, dtype=np.float32)
-    if array.ndim == 4:
-        array = array.mean(axis=(1, 2))
-    array = array.reshape(len(array), -1).astype(np.float64)
-    array -= array.mean(axis=0, keepdims=True) if len(array) > 1 else 0.0
-    norms = np.linalg.norm(array, axis=1, keepdims=True)
-    return array / np.where(norms > 0, norms, 1.0)
+BLOCK_ROWS = 512  # rows whose similarities to every row are held at once: 512 x 80,000 float32 is 160 MB
+POOL_BLOCK = 1024  # rows of a feature map read at a time while pooling
 
 
-def neighbour_index(vectors: np.ndarray, k: int) -> np.ndarray:
-    """(rows, k) positions of each row's k most similar other rows (cosine), nearest first."""
-    vectors = np.asarray(vectors, dtype=np.float64)
+def pooled(features, rows=None) -> np.ndarray:
+    """One L2-normalised float32 vector per row (of `rows`, default all): the spatial mean of a feature map, or
+    the features as they are. `features` is an array (a memory map is read a block of rows at a time, never
+    whole) or cached features, whose pooled moments (`CachedFeatures.pooled`, kept beside the entry) give the
+    mean of a map without reading it again."""
+    array = getattr(features, "array", features)
+    rows = np.arange(len(array)) if rows is None else np.asarray(rows)
+    is_map = np.ndim(array) == 4
+    if is_map and isinstance(features, CachedFeatures):
+        # The means are the first half of the pooled moments, memory-mapped: the map itself is not read again.
+        return _centred_unit(np.asarray(pooled_features(features, mmap_mode="r")[rows, :array.shape[-1]],
+                                        dtype=np.float32))
+    width = array.shape[-1] if is_map else int(np.prod(array.shape[1:]))
+    vectors = np.empty((len(rows), width), dtype=np.float32)
+    for start in range(0, len(rows), POOL_BLOCK):
+        block_rows = rows[start:start + POOL_BLOCK]
+        order = np.argsort(block_rows, kind="stable")  # a memory map is read in file order
+        block = np.empty((len(block_rows), *array.shape[1:]), dtype=np.float32)
+        block[order] = array[block_rows[order]]
+        vectors[start:start + len(block_rows)] = block.mean(axis=(1, 2)) if is_map else block.reshape(len(block), -1)
+    return _centred_unit(vectors)
+
+
+def _centred_unit(vectors: np.ndarray) -> np.ndarray:
+    if len(vectors) > 1:
+        vectors -= vectors.mean(axis=0, dtype=np.float64, keepdims=True).astype(np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.where(norms > 0, norms, 1.0)
+
+
+def neighbour_index(vectors: np.ndarray, k: int, *, block_rows: int = BLOCK_ROWS) -> np.ndarray:
+    """(rows, k) positions of each row's k most similar other rows (cosine), nearest first.
+
+    Exact, a block of rows against all rows at a time (float32): memory is `block_rows` x rows, never
+    rows x rows (the whole matrix of State Farm's 79,726 test photos would be 25 GB in float32)."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     k = min(int(k), len(vectors) - 1)
     if k <= 0:
         return np.zeros((len(vectors), 0), dtype=np.int64)
-    similarity = vectors @ vectors.T
-    np.fill_diagonal(similarity, -np.inf)
-    nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(similarity, nearest, axis=1), axis=1)
-    return np.take_along_axis(nearest, order, axis=1)
+    index = np.empty((len(vectors), k), dtype=np.int64)
+    for start in range(0, len(vectors), block_rows):
+        stop = min(start + block_rows, len(vectors))
+        similarity = vectors[start:stop] @ vectors.T
+        similarity[np.arange(stop - start), np.arange(start, stop)] = -np.inf  # never its own neighbour
+        nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(similarity, nearest, axis=1), axis=1, kind="stable")
+        index[start:stop] = np.take_along_axis(nearest, order, axis=1)
+    return index
 
 
-def smooth(preds: np.ndarray, vectors: np.ndarray, k: int) -> np.ndarray:
-    """Each row's prediction averaged with its k nearest rows' (itself counted once)."""
+def smooth(preds: np.ndarray, vectors: np.ndarray, k: int, *, index: np.ndarray | None = None) -> np.ndarray:
+    """Each row's prediction averaged with its k nearest rows' (itself counted once); `index`: a precomputed
+    `neighbour_index` of at least k columns (nearest first), so several k share one search."""
     preds = np.asarray(preds, dtype=np.float64)
     if k <= 0 or len(preds) < 2:
         return preds.copy()
-    index = neighbour_index(vectors, k)
+    index = neighbour_index(vectors, k) if index is None else index[:, :min(int(k), len(preds) - 1)]
     return (preds + preds[index].sum(axis=1)) / (1 + index.shape[1])
 
 
 def split_vectors(data, split: str) -> np.ndarray:
     """Pooled plain-pass features of a split's rows, in the split's row order (test: test features only)."""
     if split == "test":
-        return pooled(data.test_features(0).array)
+        return pooled(data.test_features(0))
     rows = data.valid_rows if split == "valid" else data.train_rows
-    return pooled(np.asarray(data.labelled_features(0).array)[rows])
+    return pooled(data.labelled_features(0), rows)
 
 
 def smooth_split(data, split: str, preds: np.ndarray, *, k: int) -> np.ndarray:
@@ -73,11 +105,13 @@ def smooth_split(data, split: str, preds: np.ndarray, *, k: int) -> np.ndarray:
 def choose_k(y_index, preds, vectors, groups_of_rows=None, grid=K_GRID) -> tuple[int, dict]:
     """The k of lowest log loss, smoothing within each part of `groups_of_rows` (lists of positions)."""
     parts = groups_of_rows or [np.arange(len(preds))]
+    # One search per part for the largest k: the k nearest are the first k columns of it.
+    indexes = [neighbour_index(vectors[part], max(grid)) for part in parts]
     scores = {}
     for k in grid:
         smoothed = np.asarray(preds, dtype=np.float64).copy()
-        for part in parts:
-            smoothed[part] = smooth(preds[part], vectors[part], k)
+        for part, index in zip(parts, indexes):
+            smoothed[part] = smooth(preds[part], vectors[part], k, index=index)
         scores[int(k)] = log_loss(y_index, smoothed)
     best = min(scores, key=lambda k: (scores[k], k))
     return best, scores
@@ -114,7 +148,7 @@ class NeighbourSmoothing(Stage):
         oof = getattr(state, "oof", None)
         fixed = str(config["neighbours"]["k"]).strip()
         if oof is not None:
-            vectors = pooled(np.asarray(data.labelled_features(0).array)[oof["rows"]])
+            vectors = pooled(data.labelled_features(0), oof["rows"])
             y, preds = plugin.label_indices(oof["labels"]), oof["pred"]
             parts = [held for _, held in oof["folds"]]
             source = "oof"
