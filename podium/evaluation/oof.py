@@ -73,18 +73,27 @@ def fold_data(data, train_rows: np.ndarray, valid_rows: np.ndarray):
     return fold
 
 
-def train_fold_head(data, run_dir: Path | None, *, name: str, seed: int, extra_sources=()):
+def train_fold_head(data, run_dir: Path | None, *, name: str, seed: int, pseudo_probabilities=None):
     """A fresh head on `data`'s training rows, monitored on those training rows only (never the held-out);
-    `<run_dir>/<name>.keras` and its history are written unless `run_dir` is None."""
+    `<run_dir>/<name>.keras` and its history are written unless `run_dir` is None.
+
+    With the run's pseudo-labels (`pseudo_probabilities`, the test rows' predicted probabilities) the batches mix
+    them in as the main model's pseudo-labeling round does (`pseudo.fraction` of every batch): an epoch is one
+    pass over the fold's labelled rows, however many test rows there are (State Farm has 3.6 times more test
+    than labelled photos)."""
     import keras
 
     from podium.vision.batches import FeatureBatches
     from podium.vision.data import augmented_passes
     from podium.vision.learner import PREDICT_BATCH, Learner
+    from podium.vision.stages.pseudo_label import mixed_batches
 
     config = data.config
-    sources = [data.source("train", p) for p in range(augmented_passes(config) + 1)] + list(extra_sources)
-    batches = FeatureBatches(sources, batch_size=int(config["train"]["batch_size"]), shuffle=True, seed=seed)
+    if pseudo_probabilities is not None:
+        batches, _ = mixed_batches(data, pseudo_probabilities, seed=seed)
+    else:
+        batches = FeatureBatches([data.source("train", p) for p in range(augmented_passes(config) + 1)],
+                                 batch_size=int(config["train"]["batch_size"]), shuffle=True, seed=seed)
     monitor = FeatureBatches([data.source("train", 0)], batch_size=PREDICT_BATCH, shuffle=False, seed=seed)
     keras.utils.set_random_seed(seed)
     learner = Learner.head(data)
@@ -139,9 +148,8 @@ class OutOfFold(Stage):
         learners = []
         for number, (train, held) in enumerate(folds):
             fold = fold_data(data, rows[train], rows[held])
-            extra = _pseudo_sources(fold, pseudo)
             learner = train_fold_head(fold, out_dir, name=f"fold{number}", seed=int(config["seed"]) + number,
-                                      extra_sources=extra)
+                                      pseudo_probabilities=pseudo)
             oof[held] = np.mean(learner.tta("valid", views), axis=0)
             learners.append(learner)
             logger.info("oof fold %d of %d: %d training rows, %d held out, fold log loss %.4f", number + 1,
@@ -150,7 +158,7 @@ class OutOfFold(Stage):
         if bool(config["oof"]["refit"]):
             everything = fold_data(data, rows, data.valid_rows)
             learners.append(train_fold_head(everything, out_dir, name="refit", seed=int(config["seed"]) + len(folds),
-                                            extra_sources=_pseudo_sources(everything, pseudo)))
+                                            pseudo_probabilities=pseudo))
         scores = plugin.evaluate(labels, oof)
         state.oof = {"rows": rows, "ids": data.labelled["id"].to_numpy()[rows], "labels": labels, "pred": oof,
                      "folds": folds}
@@ -176,22 +184,3 @@ def _write_oof(plugin, path: Path, ids, predictions, labels) -> Path:
     frame.insert(0, "label", list(labels))
     frame.insert(0, "id", list(ids))
     return atomic_write_text(path, frame.to_csv(index=False, float_format="%.6f"), overwrite=False)
-
-
-def _pseudo_sources(data, test_probabilities):
-    """Pseudo-labelled test rows for a fold head, when the run pseudo-labels (the same rows and targets
-    as the main model's pseudo-labeling round; they carry no label of any labelled row)."""
-    if test_probabilities is None:
-        return ()
-    from podium.vision.batches import RowSource
-    from podium.vision.data import augmented_passes
-    from podium.vision.stages.pseudo_label import class_prior, pseudo_targets
-
-    pseudo = data.config["pseudo"]
-    kept, targets = pseudo_targets(test_probabilities, soft=bool(pseudo["soft"]), threshold=float(pseudo["threshold"]),
-                                   balance=bool(pseudo["balance"]), prior=class_prior(data))
-    sources = []
-    for p in range(augmented_passes(data.config) + 1):
-        test = data.source("test", p, with_targets=False)
-        sources.append(RowSource(test.inputs, test.rows[kept], targets, name=f"pseudo/p{p}"))
-    return sources

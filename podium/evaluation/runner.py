@@ -14,6 +14,7 @@ from pathlib import Path
 
 from podium.config import deep_update, resolve
 from podium.core import backend
+from podium.core.resources import MemorySampler
 from podium.core.rundir import complete_run, load_run, new_run_dir, update_metrics, write_run_record
 from podium.core.stage import Stage, registered_stages
 from podium.errors import PodiumError
@@ -77,9 +78,18 @@ def start_run(plugin, data_dir: Path, config: dict, *, runs_root: Path = Path("r
     hooks = {"callbacks": list(callbacks)} if callbacks else {}
     if stages:
         hooks["stages"] = stages
-    metrics = pipeline.run(plugin, data_dir, config, run_dir, sample=sample, **hooks)
+    with MemorySampler() as sampler:
+        metrics = pipeline.run(plugin, data_dir, config, run_dir, sample=sample, **hooks)
+    metrics["run_seconds"], metrics["peak_rss_mib"] = round(sampler.seconds, 1), round(sampler.peak_mib, 1)
+    logger.info("run took %s, peak memory %s MiB (anonymous resident)", _duration(sampler.seconds),
+                f"{sampler.peak_mib:,.0f}")
     metrics = update_metrics(run_dir, **metrics)
     return complete_run(run_dir), metrics  # only now does the folder look like a run
+
+
+def _duration(seconds: float) -> str:
+    minutes, seconds = divmod(round(seconds), 60)
+    return f"{minutes // 60}h {minutes % 60:02d}m {seconds:02d}s" if minutes >= 60 else f"{minutes}m {seconds:02d}s"
 
 
 def demo_config(plugin, base: dict | None = None) -> dict:
@@ -95,4 +105,5 @@ def predict_again(run_dir: Path, **options) -> dict:
     stages = [cls for cls in registered_stages(name) if cls.on_predict]
     if stages:
         options["stages"] = stages
-    return pipeline_module(name).predict_again(Path(run_dir), **options)
+    with MemorySampler():  # each stage's peak memory in the prediction's metrics
+        return pipeline_module(name).predict_again(Path(run_dir), **options)

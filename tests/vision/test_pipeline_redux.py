@@ -38,6 +38,18 @@ def test_run_directory_holds_the_record_of_the_run(first_run):
         assert key in saved, key
 
 
+def test_run_records_its_time_memory_and_each_stage(first_run):
+    _, _, run_dir, _ = first_run
+    saved = json.loads((run_dir / "metrics.json").read_text())
+    assert 0 < saved["run_seconds"] < 3600 and 50 < saved["peak_rss_mib"] < 8192
+    stages = saved["stages"]
+    names = [stage["stage"] for stage in stages]
+    assert names[:2] == ["data", "head"] and "submission" in names
+    assert all(0 <= stage["seconds"] <= saved["run_seconds"] for stage in stages)
+    assert all(0 < stage["peak_rss_mib"] <= saved["peak_rss_mib"] for stage in stages)
+    assert stages[0]["disk_mib"] > 0  # the precomputed features
+
+
 def test_run_learns_well_above_chance(first_run):
     metrics = first_run[3]
     assert metrics["val_accuracy"] >= 0.8
