@@ -334,10 +334,11 @@ class FeatureCache:
                                      skip_bad_images=skip_bad_images, label=label, boxes=boxes)
         return self._open(folder, manifest, hit=False, started=started)
 
-    def bytes_needed(self, spec, entries) -> int:
-        """Disk still needed for `entries` (`(paths, pass_index, augment)` each): 0 for a complete entry, the rest
-        of a resumed one. Builds the backbone to read its output shape when anything is missing; reads no image."""
-        need = 0
+    def pending(self, spec, entries) -> list:
+        """The `entries` (`(paths, pass_index, augment)` each) not complete in the cache, with the bytes each still
+        needs (`(paths, pass_index, augment, bytes)`: the rest of a resumed one). Builds the backbone to read its
+        output shape when anything is missing; reads no image."""
+        missing = []
         for paths, pass_index, augment in entries:
             paths = [str(p) for p in paths]
             key = self.key(spec, paths, pass_index=pass_index, augment=augment)
@@ -346,8 +347,12 @@ class FeatureCache:
             if manifest is not None and manifest.get("complete") and verify_entry(folder, manifest) is None:
                 continue
             size = _npy_bytes((len(paths), *self.feature_shape(spec)), self.storage)
-            need += max(size - _allocated_bytes(folder / "features.npy"), 0)
-        return need
+            missing.append((paths, pass_index, augment, max(size - _allocated_bytes(folder / "features.npy"), 0)))
+        return missing
+
+    def bytes_needed(self, spec, entries) -> int:
+        """Disk still needed for `entries` (see `pending`): 0 when all are complete."""
+        return sum(entry[-1] for entry in self.pending(spec, entries))
 
     def ensure_space(self, spec, entries, *, what: str = "features") -> int:
         """Print the disk the missing `entries` need and refuse in one line when the cache's disk has less free."""

@@ -6,12 +6,14 @@ box as a second target (box-aware augmented passes move the box with the image).
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from podium.core.imagefiles import image_sizes
 from podium.core.table import prepare_table
 from podium.errors import PodiumError
 from podium.log import logger
@@ -113,13 +115,7 @@ def load_image_data(plugin, data_dir: Path, config: dict, *, sample: bool, with_
         raise PodiumError(f"{plugin.name}: need both training and validation rows "
                           f"(got {len(data.train_rows)} and {len(data.valid_rows)})"
                           + ("; raise data.sample_train / data.sample_valid" if sample else ""))
-    # The disk every pass of the run will cache, before the first image is read (refused when short).
-    views = max(augmented_passes(config), int(config["tta"]["views"]))
-    transforms = config["augment"]["transforms"]
-    data.cache.ensure_space(data.spec, [(part["path"].tolist(), p, transforms if p else None)
-                                        for part, passes in ((labelled, views), (test, int(config["tta"]["views"])))
-                                        if len(part) for p in range(passes + 1)],
-                            what=f"{len(labelled):,} labelled + {len(test):,} test images")
+    check_before_precompute(data, config, labelled, test)
     bad = data.labelled_features(0).bad_rows
     if len(bad):
         # Only reachable with data.skip_bad_images: drop unreadable labelled images, keep count.
@@ -133,6 +129,28 @@ def load_image_data(plugin, data_dir: Path, config: dict, *, sample: bool, with_
             logger.info("%d unreadable test images are predicted from a blank image", len(test_bad))
         data.bad_images = len(bad) + len(test_bad)
     return data
+
+
+def check_before_precompute(data: ImageData, config: dict, labelled: pd.DataFrame, test: pd.DataFrame) -> None:
+    """Before the first image of a precompute is read: the disk every pass of the run will cache (printed, refused
+    in one line when short), and, unless `data.skip_bad_images`, every pending image's header (a file that cannot be
+    read is one line naming it now, not after an hour of precompute; with the option such files are skipped and
+    counted as the precompute meets them)."""
+    views = int(config["tta"]["views"])
+    transforms = config["augment"]["transforms"]
+    entries = [(part["path"].tolist(), p, transforms if p else None)
+               for part, passes in ((labelled, max(augmented_passes(config), views)), (test, views))
+               if len(part) for p in range(passes + 1)]
+    pending = data.cache.pending(data.spec, entries)
+    if not pending:
+        return
+    data.cache.ensure_space(data.spec, [entry[:3] for entry in pending],
+                            what=f"{len(labelled):,} labelled + {len(test):,} test images")
+    if not config["data"]["skip_bad_images"]:
+        paths = list(dict.fromkeys(path for entry in pending for path in entry[0]))
+        started = time.perf_counter()
+        image_sizes(paths)  # BadImageError naming the first unreadable file
+        logger.info("checked the headers of %d images in %.1f s", len(paths), time.perf_counter() - started)
 
 
 def augmented_passes(config: dict) -> int:
