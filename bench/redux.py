@@ -51,6 +51,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--cache", type=Path, default=None, help="feature cache (default: a new temp folder)")
     parser.add_argument("--finetune-epochs", type=int, default=0)
+    parser.add_argument("--cache-dtype", default="float32", choices=["float32", "float16"],
+                        help="image.cache_dtype: how the features are stored")
     parser.add_argument("--only", default="", help="comma-separated words: run only the recipes whose name has one")
     parser.add_argument("--tune-trials", type=int, default=0)
     parser.add_argument("--seeds", type=int, nargs="*", default=[],
@@ -65,7 +67,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="podium-bench-redux-"))
     plugin = get("dogs-vs-cats-redux")
     labels = args.data / "test_labels.csv"
-    user = {"image": {"backbone": str(LITE0), "preprocessing": "efficientnet_lite", "size": [args.size, args.size]},
+    user = {"image": {"backbone": str(LITE0), "preprocessing": "efficientnet_lite",
+                      "cache_dtype": args.cache_dtype, "size": [args.size, args.size]},
             "paths": {"cache": str(args.cache or work / "cache")}}
     default = resolve_config(plugin, overrides=user)  # what `podium run ... --set image.backbone=...` gets
     runs = work / "runs"

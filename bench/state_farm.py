@@ -36,6 +36,8 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=None, help="feature cache (default: a new temp folder)")
     parser.add_argument("--finetune-epochs", type=int, default=0)
     parser.add_argument("--finetune-from", default="", help='finetune.from_layer: "" the last block, "all", a layer')
+    parser.add_argument("--cache-dtype", default="float32", choices=["float32", "float16"],
+                        help="image.cache_dtype: how the features are stored")
     parser.add_argument("--only", default="", help="comma-separated words: run only the recipes whose name has one")
     args = parser.parse_args()
 
@@ -48,7 +50,8 @@ def main() -> None:
     plugin = get("state-farm")
     labels = args.data / "test_labels.csv"
     size = [int(side) for side in args.size.lower().split("x")] * (1 if "x" in args.size.lower() else 2)
-    user = {"image": {"backbone": str(LITE0), "preprocessing": "efficientnet_lite", "size": size},
+    user = {"image": {"backbone": str(LITE0), "preprocessing": "efficientnet_lite",
+                      "cache_dtype": args.cache_dtype, "size": size},
             "paths": {"cache": str(args.cache or work / "cache")}}
     default = resolve_config(plugin, overrides=user)
     runs = work / "runs"
