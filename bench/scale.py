@@ -306,11 +306,12 @@ def report(result: dict, args, accelerator: dict | None) -> list[str]:
              f"{metrics.get('run_seconds', 0):.0f} s), peak {run['peak_gib']:.2f} GiB anonymous "
              f"(podium: {metrics.get('peak_rss_mib', 0) / 1024:.2f} GiB), disk {result['disk_gb']:.2f} GB; "
              f"submission {result.get('valid', '?')}"]
-    lines += stage_table(metrics)
+    lines += stage_table(metrics) or ["      (no per-stage figures: this code does not record them)"]
     precompute = next((s["seconds"] for s in metrics.get("stages", []) if s["stage"] == "data"), 0.0)
     after = metrics.get("run_seconds", run["seconds"]) - precompute
-    lines.append(f"    precompute (data stage) {precompute:.0f} s = {(labelled + test) / max(precompute, 1e-9):.0f} "
-                 f"images/s; podium's own time after it {after:.0f} s")
+    if precompute:
+        lines.append(f"    precompute (data stage) {precompute:.0f} s = {(labelled + test) / precompute:.0f} images/s; "
+                     f"podium's own time after it {after:.0f} s")
     if "predict" in result:
         predict = result["predict"]
         if predict.get("rc") == 0:
