@@ -346,8 +346,11 @@ class FeatureCache:
             manifest = _read_manifest(folder, key)
             if manifest is not None and manifest.get("complete") and verify_entry(folder, manifest) is None:
                 continue
-            size = _npy_bytes((len(paths), *self.feature_shape(spec)), self.storage)
-            missing.append((paths, pass_index, augment, max(size - _allocated_bytes(folder / "features.npy"), 0)))
+            shape = self.feature_shape(spec)
+            size = _npy_bytes((len(paths), *shape), self.storage) - _allocated_bytes(folder / "features.npy")
+            if len(shape) == 3:  # a map's pooled moments are written beside it
+                size += _npy_bytes((len(paths), 2 * shape[-1]), np.float32) - _allocated_bytes(folder / POOLED_FILE)
+            missing.append((paths, pass_index, augment, max(size, 0)))
         return missing
 
     def bytes_needed(self, spec, entries) -> int:
@@ -471,20 +474,28 @@ class FeatureCache:
                 moved_boxes.flush()
             # The map is opened for one chunk and closed after it: pages written stay in the kernel's file
             # cache, not in this process, so a precompute's memory does not grow with the number of images.
-            features = None
+            features = pooled = None
             for offset in range(0, len(pixels), batch_size):
                 batch = spec.preprocess(pixels[offset:offset + batch_size].astype(np.float32))
                 out = np.asarray(keras.ops.convert_to_numpy(predict(batch)), dtype=manifest["dtype"])
                 if manifest["shape"] is None:
                     features = _create_map(folder / "features.npy", (n, *out.shape[1:]), manifest["dtype"])
-                    manifest["shape"] = [n, *out.shape[1:]]
+                    if out.ndim == 4:  # a map: its pooled moments too, so a gap head never reads the map again
+                        pooled = _create_map(folder / POOLED_FILE, (n, 2 * out.shape[-1]), np.float32)
+                    manifest["shape"], manifest["pooled"] = [n, *out.shape[1:]], pooled is not None
                 elif features is None:
                     features = np.load(folder / "features.npy", mmap_mode="r+")
-                features[start + offset:start + offset + len(out)] = out  # straight into the memory map
+                    if manifest.get("pooled"):
+                        pooled = np.load(folder / POOLED_FILE, mmap_mode="r+")
+                rows = slice(start + offset, start + offset + len(out))
+                features[rows] = out  # straight into the memory map
+                if pooled is not None:
+                    pooled[rows] = pool_moments(out)
             del pixels
-            if features is not None:
-                features.flush()
-                del features
+            for written in (features, pooled):
+                if written is not None:
+                    written.flush()
+            del features, pooled
             manifest["bad_rows"] += [start + int(i) for i in np.flatnonzero(~ok)]
             manifest["chunks_done"] = chunk + 1
             manifest["complete"] = chunk + 1 == chunks

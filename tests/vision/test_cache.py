@@ -145,12 +145,12 @@ def test_unknown_storage_is_refused(tmp_path):
 def test_disk_estimate_refuses_a_short_disk_before_any_image_is_read(tmp_path, spec, paths, monkeypatch, capsys):
     cache = FeatureCache(tmp_path / "cache", chunk_size=16)
     monkeypatch.setattr(images, "load_batch", lambda *a, **k: pytest.fail("an image was read"))
-    # 50 rows of 512 float32 numbers: 102 kB; pretend the disk has 5 MB free beyond the reserve
+    # 50 maps of 1x1x512 float32 numbers and their pooled moments (1024 numbers): 0.3 MB with the .npy headers
     monkeypatch.setattr(cache_module, "free_bytes", lambda path: cache_module.RESERVE_BYTES + 5_000_000)
-    assert cache.ensure_space(spec, [(paths, 0, None)]) == 50 * 512 * 4 + 256
-    assert "needs 0.1 MB in" in capsys.readouterr().out
+    assert cache.ensure_space(spec, [(paths, 0, None)]) == (50 * 512 * 4 + 256) + (50 * 1024 * 4 + 256)
+    assert "needs 0.3 MB in" in capsys.readouterr().out
     monkeypatch.setattr(cache_module, "free_bytes", lambda path: 50_000)
-    with pytest.raises(cache_module.PodiumError, match=r"needs 0\.1 MB in .*cache/, 0\.1 MB free"):
+    with pytest.raises(cache_module.PodiumError, match=r"needs 0\.3 MB in .*cache/, 0\.1 MB free"):
         cache.ensure_space(spec, [(paths, 0, None)])
     assert not list((tmp_path / "cache").rglob("features.npy"))
 
@@ -194,3 +194,13 @@ def test_a_full_disk_stops_the_precompute_in_one_line_and_the_entry_resumes(tmp_
     fresh = FeatureCache(tmp_path / "fresh", chunk_size=16).features(spec, paths)
     assert not resumed.hit and resumed.directory.parent == tmp_path
     assert np.allclose(np.asarray(resumed.array), np.asarray(fresh.array), atol=1e-5)
+
+
+def test_a_maps_pooled_moments_are_written_by_the_precompute_so_the_map_is_not_read_again(tmp_path, paths):
+    spec = BackboneSpec.from_config(deep_update(IMAGE_DEFAULTS, {"image": {"size": [64, 64], "weights": "none"}}))
+    entry = FeatureCache(tmp_path, chunk_size=16).features(spec, paths[:20])
+    assert entry.array.shape == (20, 2, 2, 512) and (entry.directory / cache_module.POOLED_FILE).is_file()
+    expected = cache_module.pool_moments(np.asarray(entry.array))
+    again = FeatureCache(tmp_path, chunk_size=16).features(spec, paths[:20])
+    again.array = np.broadcast_to(np.float32(0), entry.array.shape)  # pooling this map again would give zeros
+    assert np.allclose(again.pooled(), expected, rtol=1e-5, atol=1e-6)
