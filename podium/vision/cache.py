@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from podium.errors import PodiumError
-from podium.files import atomic_write_bytes, read_json, write_json
+from podium.files import read_json, write_json
 
 
 @dataclass
@@ -153,18 +153,25 @@ def pooled_features(features: "CachedFeatures", *, mmap_mode: str | None = None)
                 return pooled
         except (ValueError, OSError, EOFError):
             pass  # damaged: pooled again below
-    pooled = np.empty(shape, dtype=np.float32)
-    for start in range(0, shape[0], POOL_ROWS):
-        pooled[start:start + POOL_ROWS] = pool_moments(array[start:start + POOL_ROWS])
+    # Pooled straight into a temporary memory map, renamed when whole: no copy of all rows is held in memory.
+    temporary = path.with_name(f".{POOLED_FILE}.{os.getpid()}.tmp")
     try:
-        import io
-
-        buffer = io.BytesIO()
-        np.save(buffer, pooled)
-        atomic_write_bytes(path, buffer.getvalue())
-    except OSError:
-        pass  # a read-only cache: pooled again next time
-    return pooled
+        pooled = _create_map(temporary, shape, np.float32)
+    except OSError:  # a read-only or full cache: pooled in memory, again next time
+        pooled, temporary = np.empty(shape, dtype=np.float32), None
+    try:
+        for start in range(0, shape[0], POOL_ROWS):
+            pooled[start:start + POOL_ROWS] = pool_moments(array[start:start + POOL_ROWS])
+        if temporary is None:
+            return pooled
+        pooled.flush()
+        del pooled
+        os.replace(temporary, path)
+    except BaseException:
+        if temporary is not None:
+            temporary.unlink(missing_ok=True)
+        raise
+    return np.load(path, mmap_mode=mmap_mode)
 
 
 def _read_ahead(read, items):
