@@ -484,7 +484,11 @@ class FeatureCache:
             features = pooled = None
             for offset in range(0, len(pixels), batch_size):
                 batch = spec.preprocess(pixels[offset:offset + batch_size].astype(np.float32))
-                out = np.asarray(keras.ops.convert_to_numpy(predict(batch)), dtype=manifest["dtype"])
+                with np.errstate(over="ignore"):  # a value beyond float16 becomes inf, refused just below
+                    out = np.asarray(keras.ops.convert_to_numpy(predict(batch)), dtype=manifest["dtype"])
+                if out.dtype == np.float16 and not np.isfinite(out).all():
+                    raise PodiumError(f"{spec.label} features exceed float16's range (65,504); set "
+                                      "image.cache_dtype=float32")
                 if manifest["shape"] is None:
                     features = _create_map(folder / "features.npy", (n, *out.shape[1:]), manifest["dtype"])
                     if out.ndim == 4:  # a map: its pooled moments too, so a gap head never reads the map again

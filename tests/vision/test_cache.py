@@ -204,3 +204,10 @@ def test_a_maps_pooled_moments_are_written_by_the_precompute_so_the_map_is_not_r
     again = FeatureCache(tmp_path, chunk_size=16).features(spec, paths[:20])
     again.array = np.broadcast_to(np.float32(0), entry.array.shape)  # pooling this map again would give zeros
     assert np.allclose(again.pooled(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_features_beyond_float16_are_refused_in_one_line(tmp_path, spec, paths, monkeypatch):
+    monkeypatch.setattr(FeatureCache, "_predict_function",
+                        lambda self, spec: lambda batch: np.full((len(batch), 1, 1, 4), 1e6, dtype=np.float32))
+    with pytest.raises(cache_module.PodiumError, match="float16's range.*cache_dtype=float32"):
+        FeatureCache(tmp_path, chunk_size=16, storage="float16").features(spec, paths[:4])
