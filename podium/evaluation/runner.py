@@ -14,6 +14,7 @@ from pathlib import Path
 
 from podium.config import deep_update, resolve
 from podium.core import backend
+from podium.core.manifest import check_manifest, write_manifest
 from podium.core.rundir import complete_run, load_run, new_run_dir, update_metrics, write_run_record
 from podium.core.stage import Stage, registered_stages
 from podium.errors import PodiumError
@@ -79,7 +80,14 @@ def start_run(plugin, data_dir: Path, config: dict, *, runs_root: Path = Path("r
         hooks["stages"] = stages
     metrics = pipeline.run(plugin, data_dir, config, run_dir, sample=sample, **hooks)
     metrics = update_metrics(run_dir, **metrics)
+    if record == "full":
+        record_manifest(pipeline, run_dir, stages)
     return complete_run(run_dir), metrics  # only now does the folder look like a run
+
+
+def record_manifest(pipeline, run_dir: Path, stages) -> dict:
+    """The manifest of a run that finished: the files its stages (or its stageless pipeline) left."""
+    return write_manifest(run_dir, stages or (), leaves=tuple(getattr(pipeline, "LEAVES", ())))
 
 
 def demo_config(plugin, base: dict | None = None) -> dict:
@@ -88,11 +96,21 @@ def demo_config(plugin, base: dict | None = None) -> dict:
 
 
 def predict_again(run_dir: Path, **options) -> dict:
-    """Predict a finished run again through its pipeline (`podium predict`): new files beside the old ones."""
+    """Predict a finished run again through its pipeline (`podium predict`): new files beside the old ones.
+
+    The run is checked against its manifest before anything is loaded, and the stages that shaped its
+    submission (those the manifest says ran and replay on predict) run again, in order."""
     config, _ = load_run(run_dir)
-    backend.configure(config)
+    manifest = check_manifest(run_dir)
     name = read_json(Path(run_dir) / "run.json")["pipeline"]
-    stages = [cls for cls in registered_stages(name) if cls.on_predict]
+    pipeline = pipeline_module(name)  # imported first: it registers the pipeline's own stages
+    known = {cls.name: cls for cls in registered_stages(name)}
+    unknown = [stage for stage in manifest.get("replay", []) if stage not in known]
+    if unknown:
+        raise PodiumError(f"run {run_dir} was shaped by stage(s) {', '.join(unknown)} that this podium does not "
+                          "have; predict it with the podium version that made it")
+    backend.configure(config)
+    stages = [known[stage] for stage in manifest.get("replay", [])]
     if stages:
-        options["stages"] = stages
-    return pipeline_module(name).predict_again(Path(run_dir), **options)
+        options.update(stages=stages, manifest=manifest)
+    return pipeline.predict_again(Path(run_dir), **options)

@@ -89,6 +89,7 @@ class NeighbourSmoothing(Stage):
     order = 70
     reads = ("neighbours", "tta")
     on_predict = True  # `podium predict` smooths with the k the run chose (neighbours.json)
+    leaves = ("neighbours.json",)
 
     @classmethod
     def enabled(cls, config: dict) -> bool:
@@ -109,6 +110,8 @@ class NeighbourSmoothing(Stage):
         if "data" not in state.completed:  # predicting again: the k this run chose
             if path.is_file():
                 state.neighbours = read_json(path)
+                if not isinstance(state.neighbours, dict) or type(state.neighbours.get("k")) is not int:
+                    raise PodiumError(f"{path} lacks the k the run chose; train the run again")
             return
         data, plugin, config = state.data, state.plugin, state.config
         oof = getattr(state, "oof", None)
