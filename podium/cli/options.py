@@ -32,10 +32,13 @@ def check_folder(path: Path, option: str) -> Path:
     """Refuse, before any work, a folder option that names a file (or lies under one)."""
     from podium.errors import PodiumError
 
-    path = Path(path)
-    for part in (path, *path.parents):
-        if part.exists() and not part.is_dir():
-            raise PodiumError(f"{option} {path}: {part} is a file; name a folder")
+    from podium.files import name_option, os_faults
+
+    path = name_option(Path(path), option)
+    with os_faults(option=option):  # e.g. a name longer than the file system allows
+        for part in (path, *path.parents):
+            if part.exists() and not part.is_dir():
+                raise PodiumError(f"{option} {path}: {part} is a file; name a folder")
     return path
 
 

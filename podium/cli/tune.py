@@ -28,6 +28,8 @@ def run(args) -> int:
     from podium.tuning import tune
 
     check_folder(args.out, "--out")
+    if args.storage and args.storage.startswith("sqlite:///"):
+        check_folder(Path(args.storage[len("sqlite:///"):]).parent, "--storage")
     summary = tune(get(args.competition), args.data, trials=args.trials, files=args.config, sets=args.sets,
                    study=args.study, storage=args.storage, runs_root=args.out, sample=args.sample, jobs=args.jobs,
                    timeout=args.timeout)

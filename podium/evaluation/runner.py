@@ -19,7 +19,7 @@ from podium.core.rundir import complete_run, load_run, new_run_dir, update_metri
 from podium.core.stage import Stage, registered_stages
 from podium.errors import PodiumError
 from podium.evaluation import finish  # noqa: F401  (registers the evaluation stages)
-from podium.files import read_json
+from podium.files import name_option, read_json
 from podium.log import logger
 
 # pipeline name -> module
@@ -36,7 +36,11 @@ def pipeline_module(name: str):
 
 
 def resolve_config(plugin, *, files=(), sets=(), overrides=None) -> dict:
-    return resolve(plugin.default_config(), files=files, sets=sets, overrides=overrides, ranges=plugin.config_ranges())
+    config = resolve(plugin.default_config(), files=files, sets=sets, overrides=overrides,
+                     ranges=plugin.config_ranges())
+    if isinstance(config.get("paths", {}).get("cache"), str):
+        name_option(config["paths"]["cache"], "paths.cache")  # a fault in the cache names the setting
+    return config
 
 
 RECORDS = ("full", "metrics")

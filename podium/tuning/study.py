@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from podium.errors import PodiumError
+from podium.files import ensure_folder
 
 __all__ = ["StudyPaths", "study_paths", "display_url", "open_study", "load_study", "finished_count", "best_trial"]
 
@@ -46,7 +47,7 @@ def _storage(url: str, *, heartbeat: int | None):
     from optuna.storages import RDBStorage
 
     if url.startswith("sqlite:///"):
-        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        ensure_folder(Path(url[len("sqlite:///"):]).parent, "study folder")
         # Workers of one machine share the file; wait for a busy database instead of failing.
         engine = {"connect_args": {"timeout": 60}}
     else:
