@@ -18,10 +18,10 @@ def add_config_arguments(parser) -> None:
 def count(low: int):
     """An argparse type: a whole number >= `low` (argparse prints one usage line and exits 2 otherwise)."""
     def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        digits = text.strip().removeprefix("-")
+        if not (digits.isascii() and digits.isdigit()):  # int() also takes "٣", "1_000" and " 3"
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+        value = int(text)
         if value < low:
             raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
         return value

@@ -57,7 +57,7 @@ def oof_folds(labels, groups, *, strategy: str, folds: int, seed: int) -> list[t
     if strategy == "stratified" and np.unique(labels, return_counts=True)[1].min() < folds:
         strategy = "random"
     return [(np.sort(train), np.sort(held)) for train, held in
-            fold_indices(labels, groups, strategy=strategy, folds=folds, seed=seed)]
+            fold_indices(labels, groups, strategy=strategy, folds=folds, seed=seed, setting="oof.folds")]
 
 
 def fold_data(data, train_rows: np.ndarray, valid_rows: np.ndarray):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from podium.config import whole_number_text
 from podium.core.metrics import log_loss
 from podium.core.stage import RunState, Stage, register_stage
 from podium.errors import PodiumError
@@ -98,7 +99,7 @@ class NeighbourSmoothing(Stage):
     @classmethod
     def check(cls, plugin, config: dict, data_dir=None) -> None:
         k = config["neighbours"]["k"]
-        if isinstance(k, bool) or not (str(k).strip() == "auto" or str(k).strip().isdigit()):
+        if isinstance(k, bool) or not (str(k).strip() == "auto" or whole_number_text(k)):
             raise PodiumError(f"neighbours.k must be \"auto\" or a whole number >= 0, got {k!r}")
 
     def run(self, state: RunState) -> None:
