@@ -18,7 +18,7 @@ from podium.errors import PodiumError
 
 __all__ = ["atomic_save", "atomic_write_bytes", "atomic_write_text", "check_output_file", "current_umask",
            "ensure_folder", "file_mode", "name_option", "os_fault", "os_faults", "read_json", "unused_path",
-           "write_json"]
+           "visible_entries", "write_json"]
 
 _OPTIONS: dict[str, str] = {}  # absolute path -> the option (or config key) that named it, for messages
 
@@ -226,6 +226,12 @@ def read_json(path: Path):
         raise PodiumError(f"{path} not found") from None
     except json.JSONDecodeError as exc:
         raise PodiumError(f"{path} is not valid JSON: {exc}") from None
+
+
+def visible_entries(folder: Path) -> list[Path]:
+    """The entries of `folder`, sorted, without hidden ones: `.DS_Store`, macOS's `._name` twins of copied
+    files, `.ipynb_checkpoints` are no part of a data set's layout."""
+    return sorted(path for path in Path(folder).iterdir() if not path.name.startswith("."))
 
 
 def unused_path(path: Path) -> Path:

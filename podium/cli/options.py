@@ -28,6 +28,17 @@ def count(low: int):
     return parse
 
 
+def record_id(text: str) -> int:
+    """An argparse type: an id as the ratings file keeps them, a whole number within 64 bits."""
+    digits = text.strip().removeprefix("-")
+    if not (digits.isascii() and digits.isdigit()):
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    value = int(text)
+    if not -(2**63) <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"{text} is beyond the 64-bit integers ids are kept in")
+    return value
+
+
 def check_folder(path: Path, option: str) -> Path:
     """Refuse, before any work, a folder option that names a file (or lies under one)."""
     from podium.errors import PodiumError

@@ -8,6 +8,7 @@ TensorFlow keeps per trained model (traced graphs) cannot pile up over a long se
 """
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import time
 from dataclasses import dataclass, replace
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from podium.errors import PodiumError
 
-__all__ = ["TuneJob", "optimize", "run_workers", "shares"]
+__all__ = ["TuneJob", "optimize", "run_workers", "shares", "stop_workers", "worker"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ def optimize(job: TuneJob, *, n_trials: int) -> None:
 
     if multiprocessing.parent_process() is not None:
         configure(quiet=True)  # one of several workers: the parent reports the study, not every epoch
+    _quiet_after_interrupt()
     plugin = get(job.competition)
     space = SearchSpace.from_specs(job.space, source="search space")
     study = open_study(job.study, job.storage, competition=plugin.name, direction=job.tune["direction"],
@@ -70,6 +72,36 @@ def optimize(job: TuneJob, *, n_trials: int) -> None:
     # collect a second time, about as long again).
     study.optimize(objective, n_trials=n_trials, timeout=job.timeout, catch=(Exception,),
                    callbacks=[MaxTrialsCallback(job.trials, states=(TrialState.COMPLETE, TrialState.PRUNED))])
+
+
+class _QuietAfterInterrupt(logging.Filter):
+    """Optuna logs a trial stopped by Ctrl-C with its traceback, then the trial's state: the command says it
+    in one line instead."""
+
+    interrupted = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt):
+            self.interrupted = True
+        return not self.interrupted
+
+
+def _quiet_after_interrupt() -> None:
+    # On optuna's handler: a filter on its logger would not see the records of its child loggers.
+    for handler in logging.getLogger("optuna").handlers:
+        if not any(isinstance(f, _QuietAfterInterrupt) for f in handler.filters):
+            handler.addFilter(_QuietAfterInterrupt())
+
+
+def worker(job: TuneJob, *, n_trials: int) -> None:
+    """A worker process's body: `optimize`, and on Ctrl-C a quiet exit 130 (optuna has marked the running
+    trial failed; the parent says what happened, once)."""
+    import sys
+
+    try:
+        optimize(job, n_trials=n_trials)
+    except KeyboardInterrupt:
+        sys.exit(130)
 
 
 def shares(total: int, jobs: int) -> list[int]:
@@ -111,17 +143,17 @@ def run_workers(job: TuneJob, *, remaining: int, jobs: int, trials_per_process: 
         budgets[slot] -= n_trials
         started += 1
         left = None if deadline is None else max(deadline - time.monotonic(), 1.0)
-        process = context.Process(target=optimize, args=(replace(job, timeout=left),),
+        process = context.Process(target=worker, args=(replace(job, timeout=left),),
                                   kwargs={"n_trials": n_trials}, name=f"podium-tune-{started}")
         process.start()
         running[process.sentinel] = (slot, process)
         return process
 
-    for slot in range(len(budgets)):
-        process = start(slot)
-        if slot == 0 and len(budgets) > 1:
-            _until_queue_claimed(job, first=process)
     try:
+        for slot in range(len(budgets)):
+            process = start(slot)
+            if slot == 0 and len(budgets) > 1:
+                _until_queue_claimed(job, first=process)
         while running:
             for sentinel in wait(list(running)):
                 slot, process = running.pop(sentinel)
@@ -134,10 +166,35 @@ def run_workers(job: TuneJob, *, remaining: int, jobs: int, trials_per_process: 
                         finished_count(load_study(job.study, job.storage)) < job.trials:
                     start(slot)
     except KeyboardInterrupt:
-        # The workers got the same Ctrl-C; their running trials are recorded as failed.
-        for _, process in running.values():
-            process.join(timeout=30)
+        stop_workers([process for _, process in running.values()], job)
         raise
     if failed:
         raise PodiumError(f"worker(s) {', '.join(failed)} stopped early; finished trials are kept in the study, "
                           "run the same command again to continue")
+
+
+def stop_workers(processes, job: TuneJob, *, grace: float = 30.0) -> None:
+    """Ctrl-C: pass it on to every worker (a terminal sends it to all of them; `kill -INT` only to this one),
+    wait for them, kill what is left, and mark the trials they were running failed, so a rerun of the same
+    command runs those parameters again instead of waiting for their heartbeats to go stale."""
+    import os
+    import signal
+
+    from optuna.trial import TrialState
+
+    from podium.tuning.study import load_study
+
+    for process in processes:
+        if process.is_alive():
+            os.kill(process.pid, signal.SIGINT)
+    deadline = time.monotonic() + grace
+    for process in processes:
+        process.join(timeout=max(deadline - time.monotonic(), 0.1))
+        if process.is_alive():
+            process.kill()
+            process.join()
+    pids = {str(process.pid) for process in processes}
+    study = load_study(job.study, job.storage)
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if str(trial.user_attrs.get("worker", "")).rpartition(":")[2] in pids:
+            study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
