@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from podium.errors import PodiumError
-from podium.files import ensure_folder
+from podium.files import ensure_folder, os_faults
 
 __all__ = ["StudyChanged", "StudyPaths", "study_paths", "display_url", "open_study", "load_study", "finished_count",
            "best_trial", "changed_settings", "free_study_name"]
@@ -48,7 +48,10 @@ def _storage(url: str, *, heartbeat: int | None):
     from optuna.storages import RDBStorage
 
     if url.startswith("sqlite:///"):
-        ensure_folder(Path(url[len("sqlite:///"):]).parent, "study folder")
+        database = Path(url[len("sqlite:///"):])
+        ensure_folder(database.parent, "study folder")
+        with os_faults(path=database):  # a read-only folder or file: one line naming it, not SQLite's "unable to open"
+            open(database, "ab").close()
         # Workers of one machine share the file; wait for a busy database instead of failing.
         engine = {"connect_args": {"timeout": 60}}
     else:

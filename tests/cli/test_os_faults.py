@@ -81,16 +81,29 @@ def test_tune_in_a_working_folder_that_refuses_writes(redux_data, monkeypatch, c
     one_line(["tune", REDUX, "--data", redux_data, "--trials", "1"], capsys, "--out", "runs", "permission denied")
 
 
-@pytest.mark.skipif(ROOT, reason="root writes into a read-only (chmod 555) folder; the /sys tests cover root")
+def without_privileges() -> list[str]:
+    """A command prefix under which even root obeys file modes (no capability, so no CAP_DAC_OVERRIDE)."""
+    if not ROOT:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: a chmod 555 folder would not refuse writes")
+    return ["setpriv", "--bounding-set", "-all"]
+
+
 @pytest.mark.parametrize("argv,option", [
     (["prepare", REDUX, "--data", "{data}", "--out", "{ro}/table.csv"], "--out"),
     (["run", REDUX, "--data", "{data}", "--out", "{ro}/runs"], "--out"),
+    (["tune", REDUX, "--data", "{data}", "--trials", "1", "--out", "{ro}/runs"], "--out"),
     (["tune", REDUX, "--data", "{data}", "--trials", "1", "--storage", "sqlite:///{ro}/study.db"], "--storage"),
 ])
-def test_a_read_only_folder_is_one_line(argv, option, redux_data, workdir, capsys):
+def test_a_read_only_folder_is_one_line(argv, option, redux_data, workdir):
     ro = workdir / "ro"
     ro.mkdir(mode=0o555)
-    one_line([a.format(data=redux_data, ro=ro) for a in argv], capsys, option)
+    result = podium_subprocess([a.format(data=redux_data, ro=ro) for a in argv], cwd=workdir,
+                               prefix=without_privileges())
+    err = [line for line in result.stderr.splitlines() if line.startswith("podium")]
+    assert result.returncode == 2 and len(err) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert option in err[0] and str(ro) in err[0] and "permission denied" in err[0], err[0]
     assert list(ro.iterdir()) == []
 
 
@@ -110,10 +123,11 @@ def limited(limit_bytes: int):
     return apply
 
 
-def podium_subprocess(argv, *, cwd: Path, limit_bytes: int) -> subprocess.CompletedProcess:
+def podium_subprocess(argv, *, cwd: Path, limit_bytes: int | None = None, prefix=()) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    return subprocess.run([sys.executable, "-m", "podium", *map(str, argv)], cwd=cwd, env=env, capture_output=True,
-                          text=True, preexec_fn=limited(limit_bytes), timeout=300)
+    return subprocess.run([*prefix, sys.executable, "-m", "podium", *map(str, argv)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300,
+                          preexec_fn=limited(limit_bytes) if limit_bytes else None)
 
 
 def test_a_full_disk_while_writing_a_table_leaves_no_half_file(redux_data, workdir):
