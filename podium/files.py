@@ -198,7 +198,8 @@ def atomic_save(path: Path, write) -> Path:
     The temporary file sits beside `path` (same file system: the rename is atomic), keeps its suffix
     (Keras picks the format from it) and is hidden; a failed or interrupted write leaves nothing."""
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    suffixes = "".join(path.suffixes)  # all of them: Keras wants ".weights.h5", not ".h5"
+    tmp = path.with_name(f".{path.name[:len(path.name) - len(suffixes)]}.{os.getpid()}.tmp{suffixes}")
     try:
         with os_faults(path=path):
             write(tmp)
