@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import signal
+import threading
 import time
 from dataclasses import dataclass, replace
 from multiprocessing.connection import wait
@@ -70,20 +72,46 @@ def optimize(job: TuneJob, *, n_trials: int) -> None:
     # Other workers (or machines) add trials too: stop once the study as a whole has enough. The objective
     # clears the Keras session and collects garbage after every trial itself (optuna's gc_after_trial would
     # collect a second time, about as long again).
-    study.optimize(objective, n_trials=n_trials, timeout=job.timeout, catch=(Exception,),
-                   callbacks=[MaxTrialsCallback(job.trials, states=(TrialState.COMPLETE, TrialState.PRUNED))])
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, _on_interrupt) if main_thread else None
+    try:
+        study.optimize(objective, n_trials=n_trials, timeout=job.timeout, catch=(Exception,),
+                       callbacks=[MaxTrialsCallback(job.trials, states=(TrialState.COMPLETE, TrialState.PRUNED)),
+                                  _stop_when_interrupted])
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGINT, previous)
+    if _INTERRUPTED.is_set():
+        raise KeyboardInterrupt
+
+
+# Set by Ctrl-C in a process running trials. TensorFlow may turn the KeyboardInterrupt raised inside a traced
+# function into another error, which optuna would record as an ordinary failure and go on: the flag stops
+# the study after that trial all the same, and silences optuna's report of it.
+_INTERRUPTED = threading.Event()
+
+
+def _on_interrupt(signum, frame) -> None:
+    # Once: a terminal's Ctrl-C reaches a worker twice (from the terminal and passed on by the parent), and a
+    # second KeyboardInterrupt inside optuna's own clean-up would leave its trial RUNNING.
+    if not _INTERRUPTED.is_set():
+        _INTERRUPTED.set()
+        raise KeyboardInterrupt
+
+
+def _stop_when_interrupted(study, trial) -> None:
+    if _INTERRUPTED.is_set():
+        study.stop()
 
 
 class _QuietAfterInterrupt(logging.Filter):
     """Optuna logs a trial stopped by Ctrl-C with its traceback, then the trial's state: the command says it
     in one line instead."""
 
-    interrupted = False
-
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt):
-            self.interrupted = True
-        return not self.interrupted
+            _INTERRUPTED.set()
+        return not _INTERRUPTED.is_set()
 
 
 def _quiet_after_interrupt() -> None:
@@ -178,7 +206,6 @@ def stop_workers(processes, job: TuneJob, *, grace: float = 30.0) -> None:
     wait for them, kill what is left, and mark the trials they were running failed, so a rerun of the same
     command runs those parameters again instead of waiting for their heartbeats to go stale."""
     import os
-    import signal
 
     from optuna.trial import TrialState
 
