@@ -5,9 +5,33 @@ from __future__ import annotations
 import logging
 import sys
 
-__all__ = ["ConsoleHandler", "configure", "logger"]
+__all__ = ["ConsoleHandler", "configure", "end_progress_line", "logger"]
 
 logger = logging.getLogger("podium")
+
+
+class LineTrackingStream:
+    """A text stream that remembers whether its last write left a line open (a progress bar redrawn with
+    a carriage return), so a message is never printed at the end of a bar."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.mid_line = False
+
+    def write(self, text):
+        if text:
+            self.mid_line = not text.endswith("\n")
+        return self.stream.write(text)
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
+def end_progress_line() -> None:
+    """End the line a progress bar left open on standard output (before a message or an error line)."""
+    if isinstance(sys.stdout, LineTrackingStream) and sys.stdout.mid_line:
+        sys.stdout.write("\n")
+        sys.stdout.flush()
 
 
 class ConsoleHandler(logging.Handler):
@@ -16,6 +40,7 @@ class ConsoleHandler(logging.Handler):
     podium_console = True
 
     def emit(self, record: logging.LogRecord) -> None:
+        end_progress_line()
         sys.stdout.write(self.format(record) + "\n")
 
 
@@ -27,3 +52,5 @@ def configure(*, quiet: bool = False) -> None:
         logger.addHandler(handler)
         logger.propagate = False
     logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    if not isinstance(sys.stdout, LineTrackingStream):
+        sys.stdout = LineTrackingStream(sys.stdout)

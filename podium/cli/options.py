@@ -18,24 +18,38 @@ def add_config_arguments(parser) -> None:
 def count(low: int):
     """An argparse type: a whole number >= `low` (argparse prints one usage line and exits 2 otherwise)."""
     def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        digits = text.strip().removeprefix("-")
+        if not (digits.isascii() and digits.isdigit()):  # int() also takes "٣", "1_000" and " 3"
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+        value = int(text)
         if value < low:
             raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
         return value
     return parse
 
 
+def record_id(text: str) -> int:
+    """An argparse type: an id as the ratings file keeps them, a whole number within 64 bits."""
+    digits = text.strip().removeprefix("-")
+    if not (digits.isascii() and digits.isdigit()):
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    value = int(text)
+    if not -(2**63) <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"{text} is beyond the 64-bit integers ids are kept in")
+    return value
+
+
 def check_folder(path: Path, option: str) -> Path:
     """Refuse, before any work, a folder option that names a file (or lies under one)."""
     from podium.errors import PodiumError
 
-    path = Path(path)
-    for part in (path, *path.parents):
-        if part.exists() and not part.is_dir():
-            raise PodiumError(f"{option} {path}: {part} is a file; name a folder")
+    from podium.files import name_option, os_faults
+
+    path = name_option(Path(path), option)
+    with os_faults(option=option):  # e.g. a name longer than the file system allows
+        for part in (path, *path.parents):
+            if part.exists() and not part.is_dir():
+                raise PodiumError(f"{option} {path}: {part} is a file; name a folder")
     return path
 
 

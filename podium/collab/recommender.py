@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from podium.errors import PodiumError
-from podium.files import atomic_write_text
+from podium.files import atomic_save, atomic_write_text
 from podium.collab.data import (Baseline, IdIndex, TimeFeatures, chunks, movie_feature_table, rated_table,
                                 user_feature_table)
 from podium.collab.stream import RatingBatches, create_arrays, write_rating_files
@@ -232,10 +232,7 @@ class Recommender:
         self._check_fitted()
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        # Keras picks the format from the suffix, so the temp file keeps ".keras".
-        temporary = folder / f".tmp-{MODEL_FILE}"
-        self.model.save(temporary)
-        temporary.replace(folder / MODEL_FILE)
+        atomic_save(folder / MODEL_FILE, self.model.save)
         state = {
             "params": {name: getattr(self, name) for name in (
                 "kind", "factors", "reg", "bias_reg", "implicit", "units", "dropout", "init_scale", "time",

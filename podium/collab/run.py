@@ -19,6 +19,9 @@ from podium.files import atomic_write_bytes, atomic_write_text, unused_path
 from podium.collab.recommender import Recommender
 
 
+LEAVES = ("model.keras", "recommender.json")  # what `podium predict` and `podium recommend` load: the manifest's
+
+
 def check(plugin, config: dict, data_dir=None) -> list:
     """No stages to check: the config's own ranges are checked when it is resolved."""
     return []

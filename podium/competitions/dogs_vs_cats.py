@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from podium.errors import PodiumError
+from podium.files import visible_entries
 from podium.competitions.base import Competition
 from podium.competitions.demo_images import write_demo_image
 from podium.competitions.registry import register
@@ -30,12 +31,12 @@ class DogsVsCatsRedux(Competition):
             if not folder.is_dir():
                 raise PodiumError(f"{folder} not found: expected Kaggle's train/ and test/ folders in {data_dir}")
         rows = []
-        for path in sorted(train_dir.iterdir()):
+        for path in visible_entries(train_dir):
             match = _TRAIN_NAME.match(path.name)
             if not match:
                 raise PodiumError(f"{path}: training images must be named cat.N.jpg or dog.N.jpg")
             rows.append((path.name, str(path), match.group(1).lower(), "", "train"))
-        for path in sorted(test_dir.iterdir(), key=lambda p: (len(p.name), p.name)):
+        for path in sorted(visible_entries(test_dir), key=lambda p: (len(p.name), p.name)):
             match = _TEST_NAME.match(path.name)
             if not match:
                 raise PodiumError(f"{path}: test images must be named N.jpg")

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from podium.errors import PodiumError
+from podium.files import visible_entries
 from podium.core.annotations import BOX_COLUMNS
 from podium.core.imagefiles import BAD_IMAGE_COLUMN
 from podium.competitions.base import Competition
@@ -58,7 +59,7 @@ class Fisheries(Competition):
                                   f"in {data_dir}")
         self._check_sample_submission(data_dir / "sample_submission_stg1.csv")
         rows = []
-        for folder in _entries(train_dir):
+        for folder in visible_entries(train_dir):
             if not folder.is_dir() or folder.name not in CLASSES:
                 raise PodiumError(f"{folder}: train/ must hold one folder per class ({', '.join(CLASSES)})")
             rows += [(path.name, str(path), folder.name, "train") for path in _images(folder)]
@@ -117,12 +118,8 @@ class Fisheries(Competition):
         }
 
 
-def _entries(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
-
-
 def _images(folder: Path) -> list[Path]:
-    paths = _entries(folder)
+    paths = visible_entries(folder)
     for path in paths:
         if not path.is_file() or path.suffix.lower() not in IMAGE_SUFFIXES:
             raise PodiumError(f"{path}: expected only images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
@@ -143,12 +140,21 @@ def _add_boxes(table: pd.DataFrame, data_dir: Path) -> pd.DataFrame:
         for note in notes:
             print(f"fisheries: {note}")
         rows = np.flatnonzero(((table["split"] == "train") & (table["label"] == name)).to_numpy())
+        outside, first_outside = 0, None
         for row in rows:
             if table["width"].iat[row] == 0:  # unreadable image: no size to clip its boxes to
                 continue
-            box = largest_box(by_file.get(table["id"].iat[row], ()), table["width"].iat[row], table["height"].iat[row])
+            boxes = by_file.get(table["id"].iat[row], ())
+            width, height = table["width"].iat[row], table["height"].iat[row]
+            beyond = sum(1 for box in boxes if largest_box([box], width, height) is None)
+            if beyond:
+                outside, first_outside = outside + beyond, first_outside or table["id"].iat[row]
+            box = largest_box(boxes, width, height)
             if box is not None:
                 found[row] = box
+        if outside:
+            print(f"fisheries: warning: {path}: {outside} boxes lie wholly outside their image (first: "
+                  f"{first_outside}) and were ignored")
     for column, values in zip(BOX_COLUMNS, found.T):
         table[column] = values
     return table

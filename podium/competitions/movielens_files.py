@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from podium.errors import PodiumError
+from podium.files import visible_entries
 
 PAIRS_FILE = "to_predict.csv"
 # The genre flags of u.item, in file order (ML-100K's u.genre).
@@ -48,7 +49,7 @@ def find_files(data_dir: Path) -> MovieLensFiles:
     data_dir = Path(data_dir)
     folder = data_dir
     if not _has_ratings(data_dir):
-        inside = sorted(p for p in data_dir.iterdir() if p.is_dir() and _has_ratings(p)) if data_dir.is_dir() else []
+        inside = [p for p in visible_entries(data_dir) if p.is_dir() and _has_ratings(p)] if data_dir.is_dir() else []
         if not inside:
             raise PodiumError(f"no ratings in {data_dir}: expected ratings.csv (userId,movieId,rating,timestamp) "
                               "or ML-100K's u.data")

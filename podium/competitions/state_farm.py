@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from podium.errors import PodiumError
+from podium.files import visible_entries
 from podium.competitions.base import Competition
 from podium.competitions.demo_images import demo_image
 from podium.competitions.registry import register
@@ -52,7 +53,7 @@ class StateFarm(Competition):
         self._check_drivers(drivers, train, data_dir / "driver_imgs_list.csv")
         subject = dict(zip(drivers["img"], drivers["subject"]))
         rows = [(name, str(path), label, subject[name], "train") for name, (path, label) in sorted(train.items())]
-        test = sorted(p for p in test_dir.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
+        test = [p for p in visible_entries(test_dir) if p.suffix.lower() in _IMAGE_SUFFIXES]
         if not test:
             raise PodiumError(f"{test_dir} holds no images")
         rows += [(path.name, str(path), None, "", "test") for path in test]
@@ -86,7 +87,7 @@ class StateFarm(Competition):
             folder = train_dir / label
             if not folder.is_dir():
                 raise PodiumError(f"{folder} not found: expected one folder per class, c0 to c9")
-            for path in sorted(folder.iterdir()):
+            for path in visible_entries(folder):
                 if path.suffix.lower() not in _IMAGE_SUFFIXES:
                     continue
                 if path.name in images:

@@ -18,7 +18,7 @@ from podium.errors import PodiumError
 
 __all__ = ["CLIP", "IMAGE_DEFAULTS", "IMAGE_RANGES", "Allowed", "above", "at_least", "between", "check_ranges", "coerce",
            "declare_ranges", "deep_update", "int_list", "known_ranges", "load_file", "merge", "non_empty_text", "one_of",
-           "parse_set", "resolve", "zero_or_at_least"]
+           "parse_set", "resolve", "whole_number_text", "zero_or_at_least"]
 
 
 def merge(defaults: dict, overrides: dict, *, source: str, prefix: str = "") -> dict:
@@ -96,13 +96,19 @@ def load_file(path: Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise PodiumError(f"config file {path} not found")
-    text = path.read_text()
     try:
-        if path.suffix == ".toml":
-            return tomllib.loads(text)
-        return json.loads(text)
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PodiumError(f"config file {path} is not UTF-8 text (byte {exc.start}: {exc.reason}); "
+                          "a config is a TOML or JSON text file") from None
+    try:
+        layer = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
         raise PodiumError(f"config file {path} cannot be parsed: {exc}") from None
+    if not isinstance(layer, dict):
+        raise PodiumError(f"config file {path}: the top level must be a table of sections (a JSON object), "
+                          f"got a {type(layer).__name__}")
+    return layer
 
 
 def resolve(defaults: dict, files=(), sets=(), overrides: dict | None = None, *, ranges: dict | None = None) -> dict:
@@ -187,6 +193,12 @@ def int_list(length: int, low: int) -> Allowed:
 
 def zero_or_at_least(low) -> Allowed:
     return Allowed(lambda v: _number(v) and (v == 0 or v >= low), f"0 (off) or >= {low}")
+
+
+def whole_number_text(value) -> bool:
+    """An int, or text of ASCII digits only ("²" and "٣" pass `str.isdigit` but are no number to `int`)."""
+    text = str(value).strip()
+    return not isinstance(value, bool) and text.isascii() and text.isdigit()
 
 
 def _clip_ok(value) -> bool:
@@ -420,7 +432,7 @@ IMAGE_RANGES: dict = {
     "calibration.temperature": one_of(True, False),
     "calibration.clip_floor": between(0, 0.5, high_open=True),
     "neighbours.enabled": one_of(True, False),
-    "neighbours.k": Allowed(lambda v: not isinstance(v, bool) and (str(v).strip() == "auto" or str(v).strip().isdigit()),
+    "neighbours.k": Allowed(lambda v: not isinstance(v, bool) and (str(v).strip() == "auto" or whole_number_text(v)),
                             "'auto' or a whole number >= 0"),
     "tta.views": at_least(0),
     "submission.clip": CLIP,

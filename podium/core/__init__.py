@@ -3,5 +3,5 @@ their records (config, metrics, predictions, the submission file), and the `Stag
 
 Imports only `podium.errors`, `podium.files` and `podium.config`."""
 
-__all__ = ["annotations", "backend", "imagefiles", "metrics", "rundir", "split", "stage", "submission_format",
+__all__ = ["annotations", "backend", "imagefiles", "manifest", "metrics", "rundir", "split", "stage", "submission_format",
            "table", "writer"]

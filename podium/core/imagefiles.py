@@ -61,12 +61,30 @@ def image_sizes(paths, *, skip_bad_images: bool = False) -> np.ndarray:
     return sizes
 
 
+def jpeg_is_cut(data: bytes) -> bool:
+    """Whether JPEG bytes lack the end-of-image marker (FFD9) after their last scan (FFDA): a file cut short
+    (an interrupted copy or download) that decoders fill with grey without a word. Inside a scan every FF
+    byte is stuffed (FF00), so both markers are unambiguous; bytes after the end marker are tolerated."""
+    if data[:2] != b"\xff\xd8":
+        return False
+    last_scan = data.rfind(b"\xff\xda")
+    return last_scan < 0 or data.find(b"\xff\xd9", last_scan) < 0
+
+
 def decode_image(path) -> np.ndarray:
-    """BGR uint8 pixels (height, width, 3) of the file at `path`; BadImageError naming it on any failure."""
+    """BGR uint8 pixels (height, width, 3) of the file at `path`; BadImageError naming it on any failure,
+    a JPEG cut short included."""
     import cv2
 
     try:
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        raise _bad(path, exc.strerror or type(exc).__name__) from None
+    if jpeg_is_cut(data):
+        raise _bad(path, "a JPEG cut short: its end marker is missing")
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
     except cv2.error as exc:
         raise _bad(path, _decoder_reason(exc)) from None
     if image is None:

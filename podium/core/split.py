@@ -13,21 +13,27 @@ import pandas as pd
 from podium.errors import PodiumError
 
 
-def fold_indices(labels: np.ndarray, groups: np.ndarray, *, strategy: str, folds: int, seed: int):
-    """Yield (train_idx, valid_idx) pairs over labelled rows, for every fold."""
+def fold_indices(labels: np.ndarray, groups: np.ndarray, *, strategy: str, folds: int, seed: int,
+                 setting: str = "data.folds"):
+    """Yield (train_idx, valid_idx) pairs over labelled rows, for every fold; `setting` is the config key
+    that asked for `folds`, named when the rows cannot make them."""
     from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
 
+    if folds > len(labels):
+        raise PodiumError(f"{setting}={folds}: more folds than the {len(labels)} labelled rows; choose at most "
+                          f"{len(labels)}")
     if strategy == "group":
         n_groups = len(set(groups))
         if n_groups < folds:
-            raise PodiumError(f"data.split=group needs at least {folds} groups, found {n_groups}")
+            raise PodiumError(f"{setting}={folds} with data.split=group needs at least {folds} groups, "
+                              f"found {n_groups}")
         splitter = GroupKFold(n_splits=folds, shuffle=True, random_state=seed)
         return list(splitter.split(labels, labels, groups))
     if strategy == "stratified":
         counts = pd.Series(labels).value_counts()
         if counts.min() < folds:
             raise PodiumError(
-                f"data.split=stratified with {folds} folds needs {folds} rows per class; "
+                f"{setting}={folds} with data.split=stratified needs {folds} rows per class; "
                 f"class {counts.idxmin()!r} has {counts.min()}"
             )
         return list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(labels, labels))

@@ -31,6 +31,9 @@ class Stage(abc.ABC):
     conflicts: ClassVar[dict[str, str]] = {}  # other stage name -> why the two cannot run together
     requires: ClassVar[tuple[str, ...]] = ()  # stages that must run too
     on_predict: ClassVar[bool] = False  # also runs when a finished run predicts again (`podium predict`)
+    # Files (glob patterns relative to the run directory) the stage leaves that predicting needs: they join the
+    # run's manifest (`podium.core.manifest`), which `podium predict` checks before loading anything.
+    leaves: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def enabled(cls, config: dict) -> bool:
@@ -131,3 +134,9 @@ class RunState:
     files_suffix: str = ""  # suffix of the prediction and submission files (e.g. "_tta4" when predicting again)
     out: Path | None = None  # where `podium predict --out` wants the submission copied
     completed: list = field(default_factory=list)
+    manifest: dict | None = None  # when predicting again: the finished run's checked manifest
+
+    def left_by(self, stage: str) -> list[Path]:
+        """The files the finished run's `stage` left, as its manifest records them (predicting again)."""
+        files = (self.manifest or {}).get("files", {})
+        return [Path(self.run_dir) / name for name, entry in sorted(files.items()) if entry.get("stage") == stage]

@@ -28,7 +28,7 @@ from podium.files import read_json, write_json
 from podium.log import logger
 
 __all__ = ["Calibrate", "apply_temperature", "choose_clip_with_floor", "clip_floor", "fit_temperature",
-           "postprocess"]
+           "postprocess", "read_calibration"]
 
 EPS = 1e-12
 
@@ -88,6 +88,16 @@ def postprocess(state: RunState, split: str, preds: np.ndarray, *, clip: bool = 
     return preds
 
 
+def read_calibration(path: Path) -> dict:
+    """The fit `calibration.json` keeps; one line naming the file when it lacks what predicting needs."""
+    saved = read_json(path)
+    fit = saved.get("calibration") if isinstance(saved, dict) else None
+    keys = ("temperature", "lo", "hi")
+    if not isinstance(fit, dict) or any(not isinstance(fit.get(key), (int, float)) for key in keys):
+        raise PodiumError(f"{path} lacks the fitted calibration ({', '.join(keys)}); train the run again")
+    return fit
+
+
 @register_stage
 class Calibrate(Stage):
     """Temperature and clip fitted on out-of-fold (else hold-out) predictions; log loss before and after."""
@@ -96,6 +106,7 @@ class Calibrate(Stage):
     order = 80
     reads = ("calibration", "submission", "tta")
     on_predict = True
+    leaves = ("calibration.json",)
 
     @classmethod
     def enabled(cls, config: dict) -> bool:
@@ -110,8 +121,7 @@ class Calibrate(Stage):
         path = Path(state.run_dir) / "calibration.json"
         if "data" not in state.completed:  # `podium predict`: apply what the run fitted
             if path.is_file():
-                saved = read_json(path)
-                state.calibration = saved["calibration"]
+                state.calibration = read_calibration(path)
             return
         plugin, config = state.plugin, state.config
         oof = getattr(state, "oof", None)

@@ -19,7 +19,7 @@ from podium.errors import PodiumError
 from podium.files import atomic_write_text
 from podium.core import backend
 from podium.core.rundir import complete_run, create_run_folder, new_run_dir, update_metrics, write_run_record
-from podium.evaluation.runner import pipeline_module
+from podium.evaluation.runner import pipeline_module, record_manifest
 from podium.log import logger
 
 
@@ -49,6 +49,7 @@ def run_folds(plugin, data_dir: Path, config: dict, *, runs_root: Path = Path("r
         write_run_record(fold_dir, plugin, data_dir, fold_config, sample=sample, fold=fold)
         logger.info(f"\n== fold {fold + 1} of {folds} ==")
         fold_metrics.append(update_metrics(fold_dir, **pipeline.run(plugin, data_dir, fold_config, fold_dir, sample=sample, **hooks)))
+        record_manifest(pipeline, fold_dir, stages)
         complete_run(fold_dir)
     metrics = combine_folds(plugin, cv_dir, [cv_dir / f"fold{fold}" for fold in range(folds)], data_dir=data_dir)
     metrics[f"fold_val_{plugin.metric}"] = [m.get(f"val_{plugin.metric}") for m in fold_metrics]

@@ -57,7 +57,7 @@ def oof_folds(labels, groups, *, strategy: str, folds: int, seed: int) -> list[t
     if strategy == "stratified" and np.unique(labels, return_counts=True)[1].min() < folds:
         strategy = "random"
     return [(np.sort(train), np.sort(held)) for train, held in
-            fold_indices(labels, groups, strategy=strategy, folds=folds, seed=seed)]
+            fold_indices(labels, groups, strategy=strategy, folds=folds, seed=seed, setting="oof.folds")]
 
 
 def fold_data(data, train_rows: np.ndarray, valid_rows: np.ndarray):
@@ -109,6 +109,7 @@ class OutOfFold(Stage):
     order = 60
     reads = ("oof", "data.split", "tta")
     on_predict = True  # `podium predict` reloads the bag (oof/fold*.keras) so the test prediction is the same
+    leaves = ("oof/*.keras",)
 
     @classmethod
     def enabled(cls, config: dict) -> bool:
@@ -126,19 +127,15 @@ class OutOfFold(Stage):
 
         data, config, plugin = state.data, state.config, state.plugin
         if "data" not in state.completed:  # predicting again: the saved fold heads, when the run bagged them
-            saved = sorted((Path(state.run_dir) / "oof").glob("*.keras"))
+            saved = state.left_by(self.name)  # the heads the run's manifest records, no more, no fewer
             if saved and bool(config["oof"]["bag"]) and not getattr(state.learner, "on_images", False):
-                state.bag = Bag([Learner.load(data, path) for path in saved], data)
+                state.bag = Bag([Learner.load(self._head_data(data, config, path), path) for path in saved], data)
             return
         if state.learner is not None and getattr(state.learner, "on_images", False):
             logger.info("oof: the main model is fine-tuned; out-of-fold heads estimate the head recipe and "
                         "are not bagged into its submission")
         views = int(config["tta"]["views"])
-        rows = np.union1d(data.train_rows, data.valid_rows)  # unreadable rows were dropped from both
-        labels = data.labelled["label"].to_numpy()[rows]
-        groups = data.labelled["group"].to_numpy()[rows]
-        folds = oof_folds(labels, groups, strategy=config["data"]["split"], folds=int(config["oof"]["folds"]),
-                          seed=int(config["seed"]))
+        rows, labels, folds = self._folds(data, config)
         files = getattr(state, "record", "full") != "metrics"  # a tuning trial records metrics only
         out_dir = Path(state.run_dir) / "oof" if files else None
         if out_dir is not None:
@@ -173,6 +170,29 @@ class OutOfFold(Stage):
                     f"; the test prediction is the mean of {len(learners)} heads" if bag else "")
         if files:
             _write_oof(plugin, Path(state.run_dir) / "oof_predictions.csv", state.oof["ids"], oof, labels)
+
+
+    @staticmethod
+    def _folds(data, config: dict):
+        """Every labelled row, its label, and the folds over them (the same on every call for the same data)."""
+        rows = np.union1d(data.train_rows, data.valid_rows)  # unreadable rows were dropped from both
+        labels = data.labelled["label"].to_numpy()[rows]
+        groups = data.labelled["group"].to_numpy()[rows]
+        folds = oof_folds(labels, groups, strategy=config["data"]["split"], folds=int(config["oof"]["folds"]),
+                          seed=int(config["seed"]))
+        return rows, labels, folds
+
+    def _head_data(self, data, config: dict, path: Path):
+        """The rows a saved fold head (`fold<n>.keras`, `refit.keras`) was trained on, so it predicts with the
+        same metadata encoder as in the run."""
+        rows, _, folds = self._folds(data, config)
+        if path.stem == "refit":
+            return fold_data(data, rows, data.valid_rows)
+        number = path.stem.removeprefix("fold")
+        if not path.stem.startswith("fold") or not number.isascii() or not number.isdigit() or int(number) >= len(folds):
+            raise PodiumError(f"{path} is not a fold head of this run's {len(folds)} folds")
+        train, held = folds[int(number)]
+        return fold_data(data, rows[train], rows[held])
 
 
 def _write_oof(plugin, path: Path, ids, predictions, labels) -> Path:

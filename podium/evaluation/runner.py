@@ -14,12 +14,13 @@ from pathlib import Path
 
 from podium.config import deep_update, resolve
 from podium.core import backend
+from podium.core.manifest import check_manifest, write_manifest
 from podium.core.resources import MemorySampler
 from podium.core.rundir import complete_run, load_run, new_run_dir, update_metrics, write_run_record
 from podium.core.stage import Stage, registered_stages
 from podium.errors import PodiumError
 from podium.evaluation import finish  # noqa: F401  (registers the evaluation stages)
-from podium.files import read_json
+from podium.files import name_option, read_json
 from podium.log import logger
 
 # pipeline name -> module
@@ -36,7 +37,11 @@ def pipeline_module(name: str):
 
 
 def resolve_config(plugin, *, files=(), sets=(), overrides=None) -> dict:
-    return resolve(plugin.default_config(), files=files, sets=sets, overrides=overrides, ranges=plugin.config_ranges())
+    config = resolve(plugin.default_config(), files=files, sets=sets, overrides=overrides,
+                     ranges=plugin.config_ranges())
+    if isinstance(config.get("paths", {}).get("cache"), str):
+        name_option(config["paths"]["cache"], "paths.cache")  # a fault in the cache names the setting
+    return config
 
 
 RECORDS = ("full", "metrics")
@@ -84,6 +89,8 @@ def start_run(plugin, data_dir: Path, config: dict, *, runs_root: Path = Path("r
     logger.info("run took %s, peak memory %s MiB (anonymous resident)", _duration(sampler.seconds),
                 f"{sampler.peak_mib:,.0f}")
     metrics = update_metrics(run_dir, **metrics)
+    if record == "full":
+        record_manifest(pipeline, run_dir, stages)
     return complete_run(run_dir), metrics  # only now does the folder look like a run
 
 
@@ -92,18 +99,33 @@ def _duration(seconds: float) -> str:
     return f"{minutes // 60}h {minutes % 60:02d}m {seconds:02d}s" if minutes >= 60 else f"{minutes}m {seconds:02d}s"
 
 
+def record_manifest(pipeline, run_dir: Path, stages) -> dict:
+    """The manifest of a run that finished: the files its stages (or its stageless pipeline) left."""
+    return write_manifest(run_dir, stages or (), leaves=tuple(getattr(pipeline, "LEAVES", ())))
+
+
 def demo_config(plugin, base: dict | None = None) -> dict:
     """The plugin's defaults with its demo overrides (small, offline, fast)."""
     return deep_update(base or plugin.default_config(), plugin.demo_overrides())
 
 
 def predict_again(run_dir: Path, **options) -> dict:
-    """Predict a finished run again through its pipeline (`podium predict`): new files beside the old ones."""
+    """Predict a finished run again through its pipeline (`podium predict`): new files beside the old ones.
+
+    The run is checked against its manifest before anything is loaded, and the stages that shaped its
+    submission (those the manifest says ran and replay on predict) run again, in order."""
     config, _ = load_run(run_dir)
-    backend.configure(config)
+    manifest = check_manifest(run_dir)
     name = read_json(Path(run_dir) / "run.json")["pipeline"]
-    stages = [cls for cls in registered_stages(name) if cls.on_predict]
+    pipeline = pipeline_module(name)  # imported first: it registers the pipeline's own stages
+    known = {cls.name: cls for cls in registered_stages(name)}
+    unknown = [stage for stage in manifest.get("replay", []) if stage not in known]
+    if unknown:
+        raise PodiumError(f"run {run_dir} was shaped by stage(s) {', '.join(unknown)} that this podium does not "
+                          "have; predict it with the podium version that made it")
+    backend.configure(config)
+    stages = [known[stage] for stage in manifest.get("replay", [])]
     if stages:
-        options["stages"] = stages
+        options.update(stages=stages, manifest=manifest)
     with MemorySampler():  # each stage's peak memory in the prediction's metrics
-        return pipeline_module(name).predict_again(Path(run_dir), **options)
+        return pipeline.predict_again(Path(run_dir), **options)

@@ -17,7 +17,13 @@ from podium.errors import PodiumError
 from podium.config import deep_update, resolve
 from podium.tuning.space import SearchSpace
 
-__all__ = ["PRUNERS", "TUNE_DEFAULTS", "resolve_with_tune", "search_space", "objective_metric"]
+__all__ = ["FINGERPRINT_KEYS", "PRUNERS", "TUNE_DEFAULTS", "check_metric", "fingerprint", "resolve_with_tune",
+           "search_space", "objective_metric"]
+
+# Settings a study's trials are not free to change: trials run with other values are not comparable
+# (other features, another validation split, another score). The search space is not among them.
+FINGERPRINT_KEYS = ("seed", "image.backbone", "image.weights", "image.size", "image.cut", "data.split",
+                    "data.valid_fraction", "data.folds", "data.fold", "oof.folds")
 
 PRUNERS = ("median", "hyperband", "none")
 
@@ -67,14 +73,45 @@ def search_space(plugin, tune: dict, config: dict) -> SearchSpace:
     source = f"{plugin.name} search space"
     space = SearchSpace.combine(plugin.search_space(), tune["space"], tune["only"], source=source)
     space.check_against(config, source=source)
-    return space
+    return space.fitted_to(config, plugin.config_ranges(), source=source)
+
+
+def check_metric(plugin, metric: str) -> str:
+    """Refuse, before any trial, a metric no run writes: a hold-out (`val_`) or out-of-fold (`oof_`) score of
+    one of the plugin's metrics (possibly a variant of it, e.g. `val_log_loss_clipped`)."""
+    import numpy as np
+
+    if plugin.task == "classification":
+        scores = plugin.evaluate(list(plugin.classes), np.eye(len(plugin.classes)))
+    else:
+        scores = plugin.evaluate(np.array([3.0]), np.array([3.0]))
+    stems = [key.removeprefix("val_") for key in scores]
+    if not any(f"{prefix}_{stem}" in metric for prefix in ("val", "oof") for stem in stems):
+        examples = ", ".join(f"{prefix}_{stem}" for prefix in ("val", "oof") for stem in stems)
+        raise PodiumError(f"tune.metric={metric!r} is not a score a {plugin.name} run writes; use one of "
+                          f"{examples} (or a variant in a run's metrics.json, e.g. val_{stems[0]}_clipped)")
+    return metric
+
+
+def fingerprint(config: dict, *, data_dir, sample: bool, metric: str) -> dict:
+    """What a study's trials share and may not change (see FINGERPRINT_KEYS), as JSON-ready values."""
+    from pathlib import Path
+
+    found = {"data": str(Path(data_dir).resolve()), "sample": bool(sample), "metric": metric}
+    for key in FINGERPRINT_KEYS:
+        node = config
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is not None:
+            found[key] = node
+    return found
 
 
 def objective_metric(plugin, tune: dict, config: dict | None = None) -> str:
     """tune.metric, or by default the out-of-fold metric when runs make one: a 400-row hold-out is too noisy
     to choose between trials on (on real Dogs vs. Cats the best hold-out trial was the second worst on test)."""
     if tune["metric"]:
-        return tune["metric"]
+        return check_metric(plugin, tune["metric"])
     config = config if config is not None else plugin.default_config()
     oof = config.get("oof") if isinstance(config, dict) else None
     if isinstance(oof, dict) and int(oof.get("folds", 0)) >= 2 and int(config.get("data", {}).get("folds", 0)) < 2:

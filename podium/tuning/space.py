@@ -176,6 +176,44 @@ class SearchSpace:
             for value in param.bounds():
                 merge(config, overrides_from_params({param.key: value}), source=f"{source}: search space")
 
+    def fitted_to(self, config: dict, ranges: dict, *, source: str) -> "SearchSpace":
+        """The space without the categorical choices `config`'s other settings refuse (e.g. 0 hidden units,
+        which only a gap head takes: a dense head is searched over its own widths); a numeric range whose
+        ends they refuse is one line naming the key. A choice outside its key's own range (a typo) stays:
+        its trial fails and says why."""
+        import dataclasses
+
+        from podium.config import check_ranges, known_ranges, merge
+
+        own = known_ranges(ranges)
+
+        def accepted(key, value) -> str | None:
+            try:
+                check_ranges(merge(config, overrides_from_params({key: value}), source=source), ranges)
+            except PodiumError as exc:
+                return str(exc)
+            return None
+
+        def fits(key, value) -> bool:
+            return (key in own and own[key].problem(value) is not None) or accepted(key, value) is None
+
+        params = []
+        for param in self.params:
+            if param.kind == "categorical":
+                kept = tuple(choice for choice in param.choices if fits(param.key, choice))
+                if not kept:
+                    raise PodiumError(f"{source}: no choice of '{param.key}' ({list(param.choices)}) suits this "
+                                      f"config: {accepted(param.key, param.choices[0])}")
+                params.append(dataclasses.replace(param, choices=kept))
+                continue
+            for end in (param.low, param.high):
+                problem = accepted(param.key, end)
+                if problem:
+                    raise PodiumError(f"{source}: '{param.key}' range [{param.low}, {param.high}] does not suit this "
+                                      f"config: {problem}")
+            params.append(param)
+        return SearchSpace(params)
+
     def suggest(self, trial) -> dict:
         return {param.key: param.suggest(trial) for param in self.params}
 

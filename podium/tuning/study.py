@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from podium.errors import PodiumError
+from podium.files import ensure_folder, os_faults
 
-__all__ = ["StudyPaths", "study_paths", "display_url", "open_study", "load_study", "finished_count", "best_trial"]
+__all__ = ["StudyChanged", "StudyPaths", "study_paths", "display_url", "open_study", "load_study", "finished_count",
+           "best_trial", "changed_settings", "free_study_name"]
 
 _STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -46,7 +48,10 @@ def _storage(url: str, *, heartbeat: int | None):
     from optuna.storages import RDBStorage
 
     if url.startswith("sqlite:///"):
-        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        database = Path(url[len("sqlite:///"):])
+        ensure_folder(database.parent, "study folder")
+        with os_faults(path=database):  # a read-only folder or file: one line naming it, not SQLite's "unable to open"
+            open(database, "ab").close()
         # Workers of one machine share the file; wait for a busy database instead of failing.
         engine = {"connect_args": {"timeout": 60}}
     else:
@@ -109,14 +114,37 @@ def open_study(name: str, storage: str, *, competition: str, direction: str, met
             raise PodiumError(f"study {name!r} {existing[name].direction.name.lower()}s "
                               f"{attributes.get('metric')}; this search would {direction} {metric}: "
                               "choose another --study")
+        changed = changed_settings(attributes.get("fingerprint"), (attrs or {}).get("fingerprint"))
+        if changed:
+            raise StudyChanged(f"study {name!r} in {display_url(storage)} was searched with other settings that "
+                               f"its trials cannot change ({'; '.join(changed)}): its trials would not compare; "
+                               "choose another --study, or add --new-study to start the next free name")
         if attrs and attributes.get("space", attrs.get("space")) != attrs.get("space"):
             print(f"note: study {name!r} searched another space before; its earlier trials still guide the "
                   "sampler (use a new --study for a fresh start)")
     study = optuna.create_study(study_name=name, storage=storage_object, direction=direction, sampler=sampler,
                                 pruner=pruner, load_if_exists=True)
+    if tune["heartbeat"]:
+        # A worker killed earlier (SIGKILL, a lost machine) left its trial RUNNING: failed (and queued again
+        # by the retry callback) now, not only once a later trial of this study starts.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
     for key, value in {"competition": competition, "metric": metric, **(attrs or {})}.items():
         study.set_user_attr(key, value)
     return study
+
+
+class StudyChanged(PodiumError):
+    """A study resumed with settings its trials cannot change (another data folder, backbone, size...)."""
+
+
+def changed_settings(stored: dict | None, wanted: dict | None) -> list[str]:
+    """'key: stored -> wanted' for each fingerprint key that differs (none when either is unknown)."""
+    if not isinstance(stored, dict) or not isinstance(wanted, dict):
+        return []
+    return [f"{key}: {stored.get(key)!r} -> {wanted.get(key)!r}" for key in sorted(set(stored) | set(wanted))
+            if stored.get(key) != wanted.get(key)]
 
 
 def _pruner(tune: dict):
@@ -129,6 +157,14 @@ def _pruner(tune: dict):
         # The first rung after the warm-up epochs; the last at the trial's own epochs ("auto").
         return optuna.pruners.HyperbandPruner(min_resource=max(int(tune["warmup_epochs"]), 1), reduction_factor=3)
     return optuna.pruners.NopPruner()
+
+
+def free_study_name(name: str, storage: str) -> str:
+    """`name-2`, `name-3`, ...: the first name no study in `storage` has."""
+    import optuna
+
+    taken = set(optuna.get_all_study_names(_storage(storage, heartbeat=None)))
+    return next(f"{name}-{n}" for n in range(2, 10_000) if f"{name}-{n}" not in taken)
 
 
 def load_study(name: str, storage: str):

@@ -8,7 +8,10 @@ TensorFlow keeps per trained model (traced graphs) cannot pile up over a long se
 """
 from __future__ import annotations
 
+import logging
 import multiprocessing
+import signal
+import threading
 import time
 from dataclasses import dataclass, replace
 from multiprocessing.connection import wait
@@ -16,7 +19,7 @@ from pathlib import Path
 
 from podium.errors import PodiumError
 
-__all__ = ["TuneJob", "optimize", "run_workers", "shares"]
+__all__ = ["TuneJob", "optimize", "run_workers", "shares", "stop_workers", "worker"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ def optimize(job: TuneJob, *, n_trials: int) -> None:
 
     if multiprocessing.parent_process() is not None:
         configure(quiet=True)  # one of several workers: the parent reports the study, not every epoch
+    _quiet_after_interrupt()
     plugin = get(job.competition)
     space = SearchSpace.from_specs(job.space, source="search space")
     study = open_study(job.study, job.storage, competition=plugin.name, direction=job.tune["direction"],
@@ -68,8 +72,64 @@ def optimize(job: TuneJob, *, n_trials: int) -> None:
     # Other workers (or machines) add trials too: stop once the study as a whole has enough. The objective
     # clears the Keras session and collects garbage after every trial itself (optuna's gc_after_trial would
     # collect a second time, about as long again).
-    study.optimize(objective, n_trials=n_trials, timeout=job.timeout, catch=(Exception,),
-                   callbacks=[MaxTrialsCallback(job.trials, states=(TrialState.COMPLETE, TrialState.PRUNED))])
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, _on_interrupt) if main_thread else None
+    try:
+        study.optimize(objective, n_trials=n_trials, timeout=job.timeout, catch=(Exception,),
+                       callbacks=[MaxTrialsCallback(job.trials, states=(TrialState.COMPLETE, TrialState.PRUNED)),
+                                  _stop_when_interrupted])
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGINT, previous)
+    if _INTERRUPTED.is_set():
+        raise KeyboardInterrupt
+
+
+# Set by Ctrl-C in a process running trials. TensorFlow may turn the KeyboardInterrupt raised inside a traced
+# function into another error, which optuna would record as an ordinary failure and go on: the flag stops
+# the study after that trial all the same, and silences optuna's report of it.
+_INTERRUPTED = threading.Event()
+
+
+def _on_interrupt(signum, frame) -> None:
+    # Once: a terminal's Ctrl-C reaches a worker twice (from the terminal and passed on by the parent), and a
+    # second KeyboardInterrupt inside optuna's own clean-up would leave its trial RUNNING.
+    if not _INTERRUPTED.is_set():
+        _INTERRUPTED.set()
+        raise KeyboardInterrupt
+
+
+def _stop_when_interrupted(study, trial) -> None:
+    if _INTERRUPTED.is_set():
+        study.stop()
+
+
+class _QuietAfterInterrupt(logging.Filter):
+    """Optuna logs a trial stopped by Ctrl-C with its traceback, then the trial's state: the command says it
+    in one line instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt):
+            _INTERRUPTED.set()
+        return not _INTERRUPTED.is_set()
+
+
+def _quiet_after_interrupt() -> None:
+    # On optuna's handler: a filter on its logger would not see the records of its child loggers.
+    for handler in logging.getLogger("optuna").handlers:
+        if not any(isinstance(f, _QuietAfterInterrupt) for f in handler.filters):
+            handler.addFilter(_QuietAfterInterrupt())
+
+
+def worker(job: TuneJob, *, n_trials: int) -> None:
+    """A worker process's body: `optimize`, and on Ctrl-C a quiet exit 130 (optuna has marked the running
+    trial failed; the parent says what happened, once)."""
+    import sys
+
+    try:
+        optimize(job, n_trials=n_trials)
+    except KeyboardInterrupt:
+        sys.exit(130)
 
 
 def shares(total: int, jobs: int) -> list[int]:
@@ -111,17 +171,17 @@ def run_workers(job: TuneJob, *, remaining: int, jobs: int, trials_per_process: 
         budgets[slot] -= n_trials
         started += 1
         left = None if deadline is None else max(deadline - time.monotonic(), 1.0)
-        process = context.Process(target=optimize, args=(replace(job, timeout=left),),
+        process = context.Process(target=worker, args=(replace(job, timeout=left),),
                                   kwargs={"n_trials": n_trials}, name=f"podium-tune-{started}")
         process.start()
         running[process.sentinel] = (slot, process)
         return process
 
-    for slot in range(len(budgets)):
-        process = start(slot)
-        if slot == 0 and len(budgets) > 1:
-            _until_queue_claimed(job, first=process)
     try:
+        for slot in range(len(budgets)):
+            process = start(slot)
+            if slot == 0 and len(budgets) > 1:
+                _until_queue_claimed(job, first=process)
         while running:
             for sentinel in wait(list(running)):
                 slot, process = running.pop(sentinel)
@@ -134,10 +194,34 @@ def run_workers(job: TuneJob, *, remaining: int, jobs: int, trials_per_process: 
                         finished_count(load_study(job.study, job.storage)) < job.trials:
                     start(slot)
     except KeyboardInterrupt:
-        # The workers got the same Ctrl-C; their running trials are recorded as failed.
-        for _, process in running.values():
-            process.join(timeout=30)
+        stop_workers([process for _, process in running.values()], job)
         raise
     if failed:
         raise PodiumError(f"worker(s) {', '.join(failed)} stopped early; finished trials are kept in the study, "
                           "run the same command again to continue")
+
+
+def stop_workers(processes, job: TuneJob, *, grace: float = 30.0) -> None:
+    """Ctrl-C: pass it on to every worker (a terminal sends it to all of them; `kill -INT` only to this one),
+    wait for them, kill what is left, and mark the trials they were running failed, so a rerun of the same
+    command runs those parameters again instead of waiting for their heartbeats to go stale."""
+    import os
+
+    from optuna.trial import TrialState
+
+    from podium.tuning.study import load_study
+
+    for process in processes:
+        if process.is_alive():
+            os.kill(process.pid, signal.SIGINT)
+    deadline = time.monotonic() + grace
+    for process in processes:
+        process.join(timeout=max(deadline - time.monotonic(), 0.1))
+        if process.is_alive():
+            process.kill()
+            process.join()
+    pids = {str(process.pid) for process in processes}
+    study = load_study(job.study, job.storage)
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if str(trial.user_attrs.get("worker", "")).rpartition(":")[2] in pids:
+            study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)

@@ -25,6 +25,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from podium.files import atomic_save, atomic_write_text
 from podium.log import logger
 
 __all__ = ["DiscriminativeAdam", "fine_tune", "layer_groups", "lr_multipliers", "set_trainable", "trainable_groups"]
@@ -156,7 +157,8 @@ def fine_tune(learner, run_dir: Path, *, epochs: int, lr: float, ratio: float, u
                                  "val_loss": float(history.history["val_loss"][-1])})
         logger.info("fine-tuning epoch %d: %.0f s, validation loss %.4f", epoch + 1, seconds,
                     report["epochs"][-1]["val_loss"])
-        model.save_weights(weights_path)
-        progress_path.write_text(json.dumps({"next_epoch": epoch + 1, "report": report}))
+        # The weights first, then the epoch they belong to, each whole: a resume never reads half a checkpoint.
+        atomic_save(weights_path, model.save_weights)
+        atomic_write_text(progress_path, json.dumps({"next_epoch": epoch + 1, "report": report}))
     report["seconds_per_epoch"] = float(np.mean([e["seconds"] for e in report["epochs"]])) if report["epochs"] else 0.0
     return {"learner": tuned, "report": report}

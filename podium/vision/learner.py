@@ -64,8 +64,9 @@ class Learner:
         return cls(data, model, on_images=_takes_images(model))
 
     def save(self, path: Path) -> Path:
-        self.model.save(Path(path))
-        return Path(path)
+        from podium.files import atomic_save
+
+        return atomic_save(Path(path), self.model.save)  # a reader never sees half a model
 
     def unfreeze(self, from_layer: str | None = None) -> "Learner":
         """The backbone with this head on top, trainable from `from_layer` (default `finetune.from_layer`:

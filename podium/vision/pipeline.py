@@ -34,7 +34,8 @@ def run(plugin, data_dir: Path, config: dict, run_dir: Path, *, sample: bool, ca
     return state.metrics
 
 
-def predict_again(run_dir: Path, *, tta: int | None = None, pairs=None, out=None, stages=()) -> dict:
+def predict_again(run_dir: Path, *, tta: int | None = None, pairs=None, out=None, stages=(),
+                  manifest: dict | None = None) -> dict:
     """Predict a finished run again (e.g. with more TTA views) into new files beside the old ones."""
     from podium.competitions import get
     from podium.files import read_json, unused_path, write_json
@@ -52,7 +53,7 @@ def predict_again(run_dir: Path, *, tta: int | None = None, pairs=None, out=None
     saved = run_dir / "model.keras" if (run_dir / "model.keras").is_file() else run_dir / "head.keras"
     state = RunState(plugin=plugin, config=config, data_dir=Path(record["data_dir"]), run_dir=run_dir,
                      sample=bool(record["sample"]), data=data, learner=Learner.load(data, saved),
-                     files_suffix=f"_tta{views}", out=out)
+                     files_suffix=f"_tta{views}", out=out, manifest=manifest)
     run_stages(stages, state, predicting=True)
     write_json(unused_path(run_dir / f"predict_tta{views}.json"), state.metrics)
     return state.metrics

@@ -61,7 +61,9 @@ class BestCheckpoint(keras.callbacks.Callback):
         self.path = Path(path)
 
     def on_train_end(self, logs=None):
-        self.model.save(self.path)
+        from podium.files import atomic_save
+
+        atomic_save(self.path, self.model.save)
 
 
 def callbacks(run_dir: Path | None, name: str, *, patience: int, extra=(), checkpoint: bool = True) -> list:

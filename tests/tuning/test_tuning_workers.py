@@ -98,3 +98,65 @@ def test_killed_search_resumes(workspace):
     assert len(retries) == 1 and retries[0].params == interrupted[0].params and retries[0].state in Finished
     assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
     assert len({t.user_attrs["worker"] for t in trials}) == len(trials)
+
+
+def running_trial(root, study_name, search, *, timeout=300):
+    """Wait for a trial with parameters that a worker is running; None if the search ended first."""
+    deadline = time.monotonic() + timeout
+    while search.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+        try:
+            study = optuna.load_study(study_name=study_name, storage=storage(root, study_name))
+        except Exception:  # the database or the study is not created yet
+            continue
+        running = [t for t in study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+                   if t.params and "worker" in t.user_attrs]
+        if running:
+            return running[0]
+    return None
+
+
+def test_ctrl_c_stops_the_workers_in_one_line_and_fails_their_trials(workspace):
+    root, data = workspace
+    command = tune_command(root, data, "ctrl-c", 4, "--jobs", "2", "--set", "oof.folds=3")
+    with open(root / "ctrl-c.out", "w") as out, open(root / "ctrl-c.err", "w") as err:
+        search = subprocess.Popen(command, env=environment(), cwd=root, stdout=out, stderr=err)
+        trial = running_trial(root, "ctrl-c", search)
+        assert trial is not None, (root / "ctrl-c.err").read_text()[-3000:]
+        os.kill(search.pid, signal.SIGINT)  # the parent only: it passes the interrupt on to its workers
+        assert search.wait(timeout=120) == 130
+    stderr = (root / "ctrl-c.err").read_text()
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr[-3000:]
+    lines = [line for line in stderr.splitlines() if line.startswith("podium")]
+    assert len(lines) == 1 and "interrupted" in lines[0], stderr[-3000:]
+    study = optuna.load_study(study_name="ctrl-c", storage=storage(root, "ctrl-c"))
+    assert not study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+    assert study.trials[trial.number].state == optuna.trial.TrialState.FAIL
+    worker = int(trial.user_attrs["worker"].rpartition(":")[2])
+    with pytest.raises(ProcessLookupError):
+        os.kill(worker, 0)  # the worker is gone
+
+
+def test_a_killed_worker_is_one_line_and_its_trial_is_failed_and_run_again(workspace):
+    from podium.tuning.settings import TUNE_DEFAULTS
+    from podium.tuning.study import open_study
+
+    root, data = workspace
+    command = tune_command(root, data, "killed-worker", 3, "--set", "tune.heartbeat=1", "--set", "oof.folds=3")
+    search = subprocess.Popen(command, env=environment(), cwd=root, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+    trial = running_trial(root, "killed-worker", search)
+    assert trial is not None
+    os.kill(int(trial.user_attrs["worker"].rpartition(":")[2]), signal.SIGKILL)  # the worker, not the command
+    _, stderr = search.communicate(timeout=120)
+    lines = [line for line in stderr.splitlines() if line.startswith("podium")]
+    assert search.returncode == 2 and len(lines) == 1 and "Traceback" not in stderr, stderr[-3000:]
+    assert "stopped early" in lines[0] and "run the same command again" in lines[0]
+    time.sleep(2.5)  # past the grace period of two missed heartbeats
+    study = open_study("killed-worker", storage(root, "killed-worker"), competition=COMPETITION,
+                       direction="minimize", metric="oof_log_loss", tune={**TUNE_DEFAULTS, "heartbeat": 1}, seed=0)
+    trials = study.get_trials()
+    assert trials[trial.number].state == optuna.trial.TrialState.FAIL
+    retry = [t for t in trials if t.system_attrs.get("failed_trial") == trial.number]
+    assert len(retry) == 1 and retry[0].state == optuna.trial.TrialState.WAITING
+    assert retry[0].params == trial.params or not retry[0].params  # queued with the same parameters

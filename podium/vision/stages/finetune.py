@@ -16,6 +16,7 @@ class FineTune(Stage):
     name = "finetune"
     order = 40
     reads = ("finetune", "augment", "tta")
+    leaves = ("model.keras",)  # what `podium predict` reloads in place of the head
 
     @classmethod
     def enabled(cls, config: dict) -> bool:

@@ -35,6 +35,7 @@ class TrainHead(Stage):
     name = "head"
     order = 20
     reads = ("head", "train", "augment")
+    leaves = ("head.keras",)
 
     def run(self, state: RunState) -> None:
         # `head.keras` and `history_head.csv` are written by the training itself; a metrics-only run (a tuning

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from podium.config import whole_number_text
 from podium.core.metrics import log_loss
 from podium.core.stage import RunState, Stage, register_stage
 from podium.errors import PodiumError
@@ -123,6 +124,7 @@ class NeighbourSmoothing(Stage):
     order = 70
     reads = ("neighbours", "tta")
     on_predict = True  # `podium predict` smooths with the k the run chose (neighbours.json)
+    leaves = ("neighbours.json",)
 
     @classmethod
     def enabled(cls, config: dict) -> bool:
@@ -131,7 +133,7 @@ class NeighbourSmoothing(Stage):
     @classmethod
     def check(cls, plugin, config: dict, data_dir=None) -> None:
         k = config["neighbours"]["k"]
-        if isinstance(k, bool) or not (str(k).strip() == "auto" or str(k).strip().isdigit()):
+        if isinstance(k, bool) or not (str(k).strip() == "auto" or whole_number_text(k)):
             raise PodiumError(f"neighbours.k must be \"auto\" or a whole number >= 0, got {k!r}")
 
     def run(self, state: RunState) -> None:
@@ -143,6 +145,8 @@ class NeighbourSmoothing(Stage):
         if "data" not in state.completed:  # predicting again: the k this run chose
             if path.is_file():
                 state.neighbours = read_json(path)
+                if not isinstance(state.neighbours, dict) or type(state.neighbours.get("k")) is not int:
+                    raise PodiumError(f"{path} lacks the k the run chose; train the run again")
             return
         data, plugin, config = state.data, state.plugin, state.config
         oof = getattr(state, "oof", None)

@@ -160,6 +160,7 @@ class PseudoLabel(Stage):
     name = "pseudo_label"
     order = 30
     reads = ("pseudo", "train", "tta")
+    leaves = ("head.keras",)  # the retrained head replaces the first one
 
     @classmethod
     def enabled(cls, config: dict) -> bool:
