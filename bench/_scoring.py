@@ -11,8 +11,9 @@ import pandas as pd
 
 
 def score_submission(plugin, submission: Path, labels: Path) -> tuple[float, float]:
-    """(log loss, accuracy) of a submission file against test_labels.csv (rows renormalised, as Kaggle does)."""
-    from sklearn.metrics import accuracy_score, log_loss
+    """(log loss, accuracy) of a submission file against test_labels.csv (clipped to 1e-15 and rows renormalised,
+    as Kaggle does)."""
+    from sklearn.metrics import accuracy_score
 
     frame = pd.read_csv(submission)
     truth = pd.read_csv(labels)
@@ -20,14 +21,13 @@ def score_submission(plugin, submission: Path, labels: Path) -> tuple[float, flo
         merged = frame.merge(truth, on="id", suffixes=("_pred", "_true"))
         p = merged["label_pred"].to_numpy(dtype=np.float64)
         y = merged["label_true"].to_numpy()
-        return float(log_loss(y, p, labels=[0, 1])), float(accuracy_score(y, p > 0.5))
+        return clipped_log_loss(y, np.stack([1 - p, p], axis=1)), float(accuracy_score(y, p > 0.5))
     id_column = plugin.id_column
     label_column = "classname" if "classname" in truth.columns else "label"
     true = truth.set_index(id_column).loc[frame[id_column], label_column]
     y = plugin.label_indices(true)
     p = frame[list(plugin.classes)].to_numpy(dtype=np.float64)
-    p = p / p.sum(axis=1, keepdims=True)
-    return float(log_loss(y, p, labels=list(range(len(plugin.classes))))), float(accuracy_score(y, p.argmax(axis=1)))
+    return clipped_log_loss(y, p), float(accuracy_score(y, p.argmax(axis=1)))
 
 
 def test_truth(plugin, data, labels: Path) -> np.ndarray:
@@ -38,25 +38,41 @@ def test_truth(plugin, data, labels: Path) -> np.ndarray:
     return plugin.label_indices(truth.set_index(plugin.id_column).loc[data.test["id"], column])
 
 
-def probe(plugin, data, labels: Path, *, C: float, scale: bool) -> dict:
-    """Logistic regression on globally average-pooled cached features, trained on the run's training rows."""
+PROBE_C = tuple(float(c) for c in np.logspace(-3, 2, 11))  # 1e-3 .. 1e2
+PROBE = "logistic regression probe (all labelled rows, C by CV)"
+
+
+def probe(plugin, data, labels: Path, *, grouped: bool, folds: int = 5, seed: int = 0) -> dict:
+    """The floor to beat: scikit-learn's logistic regression on the plain pass's pooled features of every labelled
+    row (standardised), C chosen by (grouped) cross-validated log loss over 1e-3..1e2; no augmentation, no clip
+    beyond 1e-15. `cv_log_loss` is its cross-validated loss at that C, comparable to a run's `oof_log_loss`."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import accuracy_score, log_loss
+    from sklearn.metrics import accuracy_score
+    from sklearn.model_selection import GridSearchCV, GroupKFold, StratifiedKFold
+    from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    pooled = np.asarray(data.labelled_features(0).array).mean(axis=(1, 2))
-    pooled_test = np.asarray(data.test_features(0).array).mean(axis=(1, 2))
-    if scale:
-        scaler = StandardScaler().fit(pooled[data.train_rows])
-        pooled, pooled_test = scaler.transform(pooled), scaler.transform(pooled_test)
-    model = LogisticRegression(C=C, max_iter=3000).fit(pooled[data.train_rows], data.y[data.train_rows])
-    classes = list(range(len(plugin.classes)))
-    valid = model.predict_proba(pooled[data.valid_rows])
-    test = model.predict_proba(pooled_test)
+    rows = np.union1d(data.train_rows, data.valid_rows)
+    x = np.asarray(data.labelled_features(0).array).mean(axis=(1, 2))[rows]
+    x_test = np.asarray(data.test_features(0).array).mean(axis=(1, 2))
+    y, groups = data.y[rows], data.labelled["group"].to_numpy()[rows]
+    splitter = GroupKFold(n_splits=folds) if grouped else StratifiedKFold(n_splits=folds, shuffle=True,
+                                                                          random_state=seed)
+    search = GridSearchCV(make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)),
+                          {"logisticregression__C": list(PROBE_C)}, scoring="neg_log_loss", cv=splitter)
+    search.fit(x, y, groups=groups if grouped else None)
+    test = search.predict_proba(x_test)
     y_test = test_truth(plugin, data, labels)
-    return {"val_log_loss": float(log_loss(data.y[data.valid_rows], valid, labels=classes)),
-            "test_log_loss": float(log_loss(y_test, test, labels=classes)),
+    return {"C": float(search.best_params_["logisticregression__C"]), "cv_log_loss": float(-search.best_score_),
+            "test_log_loss": clipped_log_loss(y_test, test),
             "test_accuracy": float(accuracy_score(y_test, test.argmax(axis=1)))}
+
+
+def clipped_log_loss(y_index, probs, eps: float = 1e-15) -> float:
+    """Multi-class log loss with each probability clipped to [eps, 1 - eps] and rows renormalised (as Kaggle)."""
+    probs = np.clip(np.asarray(probs, dtype=np.float64), eps, 1 - eps)
+    probs = probs / probs.sum(axis=1, keepdims=True)
+    return float(-np.mean(np.log(probs[np.arange(len(probs)), np.asarray(y_index)])))
 
 
 def run_recipe(plugin, data_dir: Path, config: dict, labels: Path, *, runs: Path, tag: str) -> dict:
