@@ -113,3 +113,20 @@ def row(name: str, result: dict) -> str:
 def dump(results: dict, path: Path) -> None:
     keep = {name: {k: v for k, v in r.items() if isinstance(v, (int, float, str))} for name, r in results.items()}
     Path(path).write_text(json.dumps(keep, indent=1))
+
+
+def seed_summary(results: dict, *, probe_name: str, target: float | None = None) -> str:
+    """The default run's test log loss over its seeds: each, the mean and spread, and the ratio to the probe's."""
+    seeded = {name.rsplit(" ", 1)[-1]: r["test_log_loss"] for name, r in results.items() if ", seed " in name}
+    if not seeded:
+        return ""
+    floor = results[probe_name]["test_log_loss"]
+    losses = np.array(list(seeded.values()))
+    spread = losses.std(ddof=1) if len(losses) > 1 else 0.0
+    verdict = ""
+    if target:
+        verdict = f" (target <= {target:.2f}x: {'met' if losses.max() / floor <= target else 'NOT met'})"
+    each = ", ".join(f"seed {seed}: {loss:.4f}" for seed, loss in seeded.items())
+    return (f"{each}\nmean {losses.mean():.4f}, spread {losses.min():.4f}..{losses.max():.4f} (sd {spread:.4f}); "
+            f"ratio to the probe's {floor:.4f}: mean {losses.mean() / floor:.3f}x, worst {losses.max() / floor:.3f}x"
+            + verdict)

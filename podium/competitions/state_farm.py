@@ -129,7 +129,7 @@ class StateFarm(Competition):
             # The photos' own 4:3 shape (Kaggle's 640x480 halved): the hands and the phone are small. On the 3
             # unseen drivers (bench/state_farm.py, Lite0) the default run scored test log loss 1.26 at 240x320
             # against 1.80 at 160x160; the logistic-regression probe 1.88 against 2.14.
-            "image": {"backbone": "vgg16", "size": [240, 320]},
+            "image": {"size": [240, 320]},
             # No flips: the driver sits on one side, and left/right hands tell c1 from c3 and c2 from c4.
             # Roughly the course's generator: small shifts, rotation, zoom, shear and channel shift.
             "augment": {"transforms": [

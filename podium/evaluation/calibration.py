@@ -152,9 +152,13 @@ def _judge(name: str, y, before, after, *, fitted) -> dict:
     verdict = gain_beyond_noise(log_losses(y, before), log_losses(y, after))
     verdict.update({"fitted": fitted, "log_loss_before": log_loss(y, before), "log_loss_after": log_loss(y, after)})
     if not verdict["kept"]:
-        verdict["why"] = (f"{name} lowered the cross-fitted loss by {verdict['gain']:.5f}, within its noise "
-                          f"({verdict['noise']:.5f})" if verdict["gain"] > 0 else
-                          f"{name} raised the cross-fitted loss by {-verdict['gain']:.5f}")
+        if verdict["gain"] > 0:
+            verdict["why"] = (f"{name} lowered the cross-fitted loss by {verdict['gain']:.5f}, within its noise "
+                              f"({verdict['noise']:.5f})")
+        elif verdict["gain"] == 0:
+            verdict["why"] = f"{name} changed nothing on rows it was not fitted on (none chosen there)"
+        else:
+            verdict["why"] = f"{name} raised the cross-fitted loss by {-verdict['gain']:.5f}"
     return verdict
 
 

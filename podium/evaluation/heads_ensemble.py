@@ -67,6 +67,7 @@ class PooledLogistic:
     def __init__(self, data, params: dict):
         self.data = data
         self.params = {key: np.asarray(value, dtype=np.float64) for key, value in params.items()}
+        self._predictions = {}  # (split, view) -> probabilities: the weights never change once fitted
 
     @classmethod
     def load(cls, data, path: Path) -> "PooledLogistic":
@@ -90,13 +91,18 @@ class PooledLogistic:
         return _softmax_rows(scores)
 
     def predict(self, split: str, *, view: int = 0, output: str = "class") -> np.ndarray:
-        data = self.data
-        if split == "test":
-            pooled = _pooled(data.test_features(view).array)
-        else:
-            rows = data.train_rows if split == "train" else data.valid_rows
-            pooled = _pooled(np.asarray(data.labelled_features(view).array)[rows])
-        return self.probabilities(pooled)
+        if output != "class":
+            raise PodiumError(f"a logistic regression has no {output!r} output")
+        key = (split, int(view))
+        if key not in self._predictions:
+            data = self.data
+            if split == "test":
+                pooled = _pooled(data.test_features(view).array)
+            else:
+                rows = data.train_rows if split == "train" else data.valid_rows
+                pooled = _pooled(np.asarray(data.labelled_features(view).array)[rows])
+            self._predictions[key] = self.probabilities(pooled)
+        return self._predictions[key].copy()
 
     def tta(self, split: str, views: int) -> list[np.ndarray]:
         return [self.predict(split, view=view) for view in range(int(views) + 1)]
@@ -110,7 +116,9 @@ def fit_logistic_folds(data, rows, folds, *, views: int, grid=LOGISTIC_C):
 
     from podium.evaluation.oof import fold_data
 
-    pooled = _pooled(np.asarray(data.labelled_features(0).array)[rows])
+    # Every view's pooled features of the rows, read once (the fits and the out-of-fold predictions reuse them).
+    pooled_views = [_pooled(np.asarray(data.labelled_features(view).array)[rows]) for view in range(int(views) + 1)]
+    pooled = pooled_views[0]
     y = data.y[rows]
     best = None
     for c in grid:
@@ -129,7 +137,7 @@ def fit_logistic_folds(data, rows, folds, *, views: int, grid=LOGISTIC_C):
                 coef, intercept = full_coef, full_intercept
             member = PooledLogistic(fold_data(data, rows[train], rows[held]), {
                 "mean": scaler.mean_, "scale": scale, "coef": coef, "intercept": intercept})
-            oof[held] = np.mean(member.tta("valid", views), axis=0)
+            oof[held] = np.mean([member.probabilities(view[held]) for view in pooled_views], axis=0)
             models.append(member)
         loss = log_loss(y, oof)
         logger.info("ensemble member logistic: C=%g, out-of-fold log loss %.4f", c, loss)
@@ -150,8 +158,7 @@ class WeightedBag:
             f"{name} {weight:.2f} (mean of {len(models)})" for name, weight, models in self.members)
 
     def tta(self, split: str, views: int) -> list[np.ndarray]:
-        per_member = [[np.mean([model.tta(split, views)[view] for model in models], axis=0)
-                       for view in range(int(views) + 1)] for _, _, models in self.members]
+        per_member = [np.mean([model.tta(split, views) for model in models], axis=0) for _, _, models in self.members]
         weights = [weight for _, weight, _ in self.members]
         return [sum(w * member[view] for w, member in zip(weights, per_member)) for view in range(int(views) + 1)]
 

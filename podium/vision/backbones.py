@@ -58,8 +58,6 @@ BUILDERS = {
     "convnext_tiny": (_convnext_tiny, "convnext", "convnext_tiny_stage_3_block_0_depthwise_conv"),
     # EfficientNetV2 rescales inside the model (include_preprocessing); its last stage is block6.
     "efficientnetv2b0": (_efficientnetv2("B0"), "efficientnet", "block6a_expand_conv"),
-    "efficientnetv2b1": (_efficientnetv2("B1"), "efficientnet", "block6a_expand_conv"),
-    "efficientnetv2b2": (_efficientnetv2("B2"), "efficientnet", "block6a_expand_conv"),
     "efficientnetv2s": (_efficientnetv2("S"), "efficientnet", "block6a_expand_conv"),
 }
 # Layer names that start a last block in common saved models (EfficientNet-Lite0 follows B0's names).
