@@ -149,6 +149,9 @@ class StateFarm(Competition):
             # Class-balanced soft pseudo-labels of the unseen test drivers, a quarter of each batch (the fold heads
             # of the bag train with them too): test log loss 1.80 vs 1.84 without, 1.92 not class-balanced (160x160).
             "pseudo": {"enabled": True, "balance": True},
+            # No metadata; the fcn member is the configured head's bag, so the gap MLP and the logistic regression
+            # are the only extra heads.
+            "ensemble": {"members": ["logistic", "gap", "fcn"]},
         })
 
     def make_demo_data(self, out_dir: Path, seed: int = 0, *, drivers: int = 6, per_class: int = 4,

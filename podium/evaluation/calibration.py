@@ -165,8 +165,8 @@ def _judge(name: str, y, before, after, *, fitted) -> dict:
 def _fold_predictions(state: RunState, views: int):
     """The submitted test prediction and the predictions of the fold models it averages (None without a bag)."""
     bag = getattr(state, "bag", None)
-    if bag is None or not len(state.data.test) or not hasattr(bag, "fold_predictions"):
-        return None, None
+    if bag is None or not len(state.data.test) or getattr(state, "record", "full") == "metrics":
+        return None, None  # a tuning trial predicts no test row
     members = bag.fold_predictions("test", views)
     if len(members) < 2:
         return None, None

@@ -119,31 +119,38 @@ def fit_logistic_folds(data, rows, folds, *, views: int, grid=LOGISTIC_C):
     # Every view's pooled features of the rows, read once (the fits and the out-of-fold predictions reuse them).
     pooled_views = [_pooled(np.asarray(data.labelled_features(view).array)[rows]) for view in range(int(views) + 1)]
     pooled = pooled_views[0]
-    y = data.y[rows]
-    best = None
-    for c in grid:
-        oof, models = np.zeros((len(rows), len(data.plugin.classes))), []
-        for train, held in folds:
-            scaler = StandardScaler().fit(pooled[train])
-            scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
-            model = LogisticRegression(C=float(c), max_iter=2000).fit((pooled[train] - scaler.mean_) / scale, y[train])
-            coef, intercept = model.coef_, model.intercept_
-            if len(model.classes_) < len(data.plugin.classes):  # a fold without some class: zero score for it
-                full_coef = np.zeros((len(data.plugin.classes), coef.shape[1]))
-                full_intercept = np.full(len(data.plugin.classes), -30.0)
-                if coef.shape[0] == 1:
-                    coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.concatenate([[0.0], intercept])
-                full_coef[model.classes_], full_intercept[model.classes_] = coef, intercept
-                coef, intercept = full_coef, full_intercept
+    y, classes = data.y[rows], len(data.plugin.classes)
+    oof = {float(c): np.zeros((len(rows), classes)) for c in grid}
+    models = {float(c): [] for c in grid}
+    for train, held in folds:
+        scaler = StandardScaler().fit(pooled[train])
+        scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
+        x = (pooled[train] - scaler.mean_) / scale
+        # C from the strongest regularisation up, each fit starting from the last one's coefficients
+        model = LogisticRegression(max_iter=1000, warm_start=True)
+        for c in sorted(float(c) for c in grid):
+            model.set_params(C=c).fit(x, y[train])
             member = PooledLogistic(fold_data(data, rows[train], rows[held]), {
-                "mean": scaler.mean_, "scale": scale, "coef": coef, "intercept": intercept})
-            oof[held] = np.mean([member.probabilities(view[held]) for view in pooled_views], axis=0)
-            models.append(member)
-        loss = log_loss(y, oof)
-        logger.info("ensemble member logistic: C=%g, out-of-fold log loss %.4f", c, loss)
-        if best is None or loss < best[0]:
-            best = (loss, oof, models, float(c))
-    return best[1], best[2], best[3]
+                "mean": scaler.mean_, "scale": scale, **_all_classes(model, classes)})
+            oof[c][held] = np.mean([member.probabilities(view[held]) for view in pooled_views], axis=0)
+            models[c].append(member)
+    losses = {c: log_loss(y, predictions) for c, predictions in oof.items()}
+    best = min(losses, key=lambda c: (losses[c], c))
+    logger.info("ensemble member logistic: out-of-fold log loss by C %s; C=%g",
+                ", ".join(f"{c:g}: {loss:.4f}" for c, loss in losses.items()), best)
+    return oof[best], models[best], best
+
+
+def _all_classes(model, classes: int) -> dict:
+    """A fitted model's coefficients with one row per class (a class missing from a fold: never predicted)."""
+    coef, intercept = model.coef_, model.intercept_
+    if len(model.classes_) == classes:
+        return {"coef": coef, "intercept": intercept}
+    if coef.shape[0] == 1:
+        coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.concatenate([[0.0], intercept])
+    full_coef, full_intercept = np.zeros((classes, coef.shape[1])), np.full(classes, -30.0)
+    full_coef[model.classes_], full_intercept[model.classes_] = coef, intercept
+    return {"coef": full_coef, "intercept": full_intercept}
 
 
 class WeightedBag:
