@@ -46,24 +46,26 @@ def probe(plugin, data, labels: Path, *, grouped: bool, folds: int = 5, seed: in
     """The floor to beat: scikit-learn's logistic regression on the plain pass's pooled features of every labelled
     row (standardised), C chosen by (grouped) cross-validated log loss over 1e-3..1e2; no augmentation, no clip
     beyond 1e-15. `cv_log_loss` is its cross-validated loss at that C, comparable to a run's `oof_log_loss`."""
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.linear_model import LogisticRegressionCV
     from sklearn.metrics import accuracy_score
-    from sklearn.model_selection import GridSearchCV, GroupKFold, StratifiedKFold
-    from sklearn.pipeline import make_pipeline
+    from sklearn.model_selection import GroupKFold, StratifiedKFold
     from sklearn.preprocessing import StandardScaler
 
     rows = np.union1d(data.train_rows, data.valid_rows)
     x = np.asarray(data.labelled_features(0).array).mean(axis=(1, 2))[rows]
     x_test = np.asarray(data.test_features(0).array).mean(axis=(1, 2))
     y, groups = data.y[rows], data.labelled["group"].to_numpy()[rows]
+    scaler = StandardScaler().fit(x)  # unsupervised, on the labelled rows
     splitter = GroupKFold(n_splits=folds) if grouped else StratifiedKFold(n_splits=folds, shuffle=True,
                                                                           random_state=seed)
-    search = GridSearchCV(make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)),
-                          {"logisticregression__C": list(PROBE_C)}, scoring="neg_log_loss", cv=splitter)
-    search.fit(x, y, groups=groups if grouped else None)
-    test = search.predict_proba(x_test)
+    # LogisticRegressionCV walks the C path with warm starts: the same search as a grid, many times faster.
+    cv = list(splitter.split(x, y, groups if grouped else None))
+    model = LogisticRegressionCV(Cs=list(PROBE_C), cv=cv, scoring="neg_log_loss", max_iter=5000).fit(
+        scaler.transform(x), y)
+    test = model.predict_proba(scaler.transform(x_test))
     y_test = test_truth(plugin, data, labels)
-    return {"C": float(search.best_params_["logisticregression__C"]), "cv_log_loss": float(-search.best_score_),
+    cv_loss = -model.scores_[model.classes_[-1]].mean(axis=0).max()
+    return {"C": float(np.atleast_1d(model.C_)[0]), "cv_log_loss": float(cv_loss),
             "test_log_loss": clipped_log_loss(y_test, test),
             "test_accuracy": float(accuracy_score(y_test, test.argmax(axis=1)))}
 
