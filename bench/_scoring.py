@@ -94,6 +94,12 @@ def run_recipes(plugin, data_dir: Path, recipes: dict, labels: Path, *, runs: Pa
         seconds = results[name].get("finetune_seconds_per_epoch")
         extra = f", {seconds:.0f} s per fine-tuning epoch" if seconds else ""
         print(f"{name}: test log loss {results[name]['test_log_loss']:.4f}{extra}", flush=True)
+        for member, entry in results[name].get("ensemble", {}).items():
+            print(f"    ensemble member {member:9s} out-of-fold log loss {entry['oof_log_loss']:.4f}, "
+                  f"weight {entry['weight']:.2f}", flush=True)
+        dropped = results[name].get("dropped_steps") or {}
+        for step, why in dropped.items():
+            print(f"    dropped {step}: {why}", flush=True)
     return results
 
 
