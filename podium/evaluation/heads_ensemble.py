@@ -30,8 +30,8 @@ from podium.log import logger
 __all__ = ["MEMBERS", "HeadsEnsemble", "PooledLogistic", "WeightedBag", "fit_logistic_folds", "greedy_weights"]
 
 MEMBERS = ("logistic", "gap", "fcn", "metadata")
-# Regularisation strengths searched (standardised pooled features: the probes chose C in 1e-3..1e-1; a larger C
-# only slows the fits).
+# Regularisation strengths searched, on standardised pooled features (the Dogs vs. Cats probe, searching 1e-3..1e2,
+# chose 0.03; the member 0.1). A larger C only slowed the fits on 2 busy cores.
 LOGISTIC_C = (1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0)
 
 
