@@ -28,7 +28,9 @@ def no_zero(probs) -> np.ndarray:
     if probs.size == 0 or probs.min() >= MIN_PROBABILITY:
         return probs.copy()
     clipped = np.maximum(probs, MIN_PROBABILITY)
-    return clipped / clipped.sum(axis=1, keepdims=True) if clipped.ndim == 2 else np.minimum(clipped, 1 - MIN_PROBABILITY)
+    if clipped.ndim == 2:
+        return clipped / clipped.sum(axis=1, keepdims=True)
+    return np.minimum(clipped, 1 - MIN_PROBABILITY)
 
 
 def apply_clip(probs, lo: float, hi: float) -> np.ndarray:
