@@ -11,8 +11,9 @@ import pandas as pd
 
 
 def score_submission(plugin, submission: Path, labels: Path) -> tuple[float, float]:
-    """(log loss, accuracy) of a submission file against test_labels.csv (rows renormalised, as Kaggle does)."""
-    from sklearn.metrics import accuracy_score, log_loss
+    """(log loss, accuracy) of a submission file against test_labels.csv (clipped to 1e-15 and rows renormalised,
+    as Kaggle does)."""
+    from sklearn.metrics import accuracy_score
 
     frame = pd.read_csv(submission)
     truth = pd.read_csv(labels)
@@ -20,14 +21,13 @@ def score_submission(plugin, submission: Path, labels: Path) -> tuple[float, flo
         merged = frame.merge(truth, on="id", suffixes=("_pred", "_true"))
         p = merged["label_pred"].to_numpy(dtype=np.float64)
         y = merged["label_true"].to_numpy()
-        return float(log_loss(y, p, labels=[0, 1])), float(accuracy_score(y, p > 0.5))
+        return clipped_log_loss(y, np.stack([1 - p, p], axis=1)), float(accuracy_score(y, p > 0.5))
     id_column = plugin.id_column
     label_column = "classname" if "classname" in truth.columns else "label"
     true = truth.set_index(id_column).loc[frame[id_column], label_column]
     y = plugin.label_indices(true)
     p = frame[list(plugin.classes)].to_numpy(dtype=np.float64)
-    p = p / p.sum(axis=1, keepdims=True)
-    return float(log_loss(y, p, labels=list(range(len(plugin.classes))))), float(accuracy_score(y, p.argmax(axis=1)))
+    return clipped_log_loss(y, p), float(accuracy_score(y, p.argmax(axis=1)))
 
 
 def test_truth(plugin, data, labels: Path) -> np.ndarray:
@@ -38,25 +38,43 @@ def test_truth(plugin, data, labels: Path) -> np.ndarray:
     return plugin.label_indices(truth.set_index(plugin.id_column).loc[data.test["id"], column])
 
 
-def probe(plugin, data, labels: Path, *, C: float, scale: bool) -> dict:
-    """Logistic regression on globally average-pooled cached features, trained on the run's training rows."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import accuracy_score, log_loss
+PROBE_C = tuple(float(c) for c in np.logspace(-3, 2, 11))  # 1e-3 .. 1e2
+PROBE = "logistic regression probe (all labelled rows, C by CV)"
+
+
+def probe(plugin, data, labels: Path, *, grouped: bool, folds: int = 5, seed: int = 0) -> dict:
+    """The floor to beat: scikit-learn's logistic regression on the plain pass's pooled features of every labelled
+    row (standardised), C chosen by (grouped) cross-validated log loss over 1e-3..1e2; no augmentation, no clip
+    beyond 1e-15. `cv_log_loss` is its cross-validated loss at that C, comparable to a run's `oof_log_loss`."""
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.metrics import accuracy_score
+    from sklearn.model_selection import GroupKFold, StratifiedKFold
     from sklearn.preprocessing import StandardScaler
 
-    pooled = np.asarray(data.labelled_features(0).array).mean(axis=(1, 2))
-    pooled_test = np.asarray(data.test_features(0).array).mean(axis=(1, 2))
-    if scale:
-        scaler = StandardScaler().fit(pooled[data.train_rows])
-        pooled, pooled_test = scaler.transform(pooled), scaler.transform(pooled_test)
-    model = LogisticRegression(C=C, max_iter=3000).fit(pooled[data.train_rows], data.y[data.train_rows])
-    classes = list(range(len(plugin.classes)))
-    valid = model.predict_proba(pooled[data.valid_rows])
-    test = model.predict_proba(pooled_test)
+    rows = np.union1d(data.train_rows, data.valid_rows)
+    x = np.asarray(data.labelled_features(0).array).mean(axis=(1, 2))[rows]
+    x_test = np.asarray(data.test_features(0).array).mean(axis=(1, 2))
+    y, groups = data.y[rows], data.labelled["group"].to_numpy()[rows]
+    scaler = StandardScaler().fit(x)  # unsupervised, on the labelled rows
+    splitter = GroupKFold(n_splits=folds) if grouped else StratifiedKFold(n_splits=folds, shuffle=True,
+                                                                          random_state=seed)
+    # LogisticRegressionCV walks the C path with warm starts: the same search as a grid, many times faster.
+    cv = list(splitter.split(x, y, groups if grouped else None))
+    model = LogisticRegressionCV(Cs=list(PROBE_C), cv=cv, scoring="neg_log_loss", max_iter=5000).fit(
+        scaler.transform(x), y)
+    test = model.predict_proba(scaler.transform(x_test))
     y_test = test_truth(plugin, data, labels)
-    return {"val_log_loss": float(log_loss(data.y[data.valid_rows], valid, labels=classes)),
-            "test_log_loss": float(log_loss(y_test, test, labels=classes)),
+    cv_loss = -model.scores_[model.classes_[-1]].mean(axis=0).max()
+    return {"C": float(np.atleast_1d(model.C_)[0]), "cv_log_loss": float(cv_loss),
+            "test_log_loss": clipped_log_loss(y_test, test),
             "test_accuracy": float(accuracy_score(y_test, test.argmax(axis=1)))}
+
+
+def clipped_log_loss(y_index, probs, eps: float = 1e-15) -> float:
+    """Multi-class log loss with each probability clipped to [eps, 1 - eps] and rows renormalised (as Kaggle)."""
+    probs = np.clip(np.asarray(probs, dtype=np.float64), eps, 1 - eps)
+    probs = probs / probs.sum(axis=1, keepdims=True)
+    return float(-np.mean(np.log(probs[np.arange(len(probs)), np.asarray(y_index)])))
 
 
 def run_recipe(plugin, data_dir: Path, config: dict, labels: Path, *, runs: Path, tag: str) -> dict:
@@ -76,6 +94,12 @@ def run_recipes(plugin, data_dir: Path, recipes: dict, labels: Path, *, runs: Pa
         seconds = results[name].get("finetune_seconds_per_epoch")
         extra = f", {seconds:.0f} s per fine-tuning epoch" if seconds else ""
         print(f"{name}: test log loss {results[name]['test_log_loss']:.4f}{extra}", flush=True)
+        for member, entry in results[name].get("ensemble", {}).items():
+            print(f"    ensemble member {member:9s} out-of-fold log loss {entry['oof_log_loss']:.4f}, "
+                  f"weight {entry['weight']:.2f}", flush=True)
+        dropped = results[name].get("dropped_steps") or {}
+        for step, why in dropped.items():
+            print(f"    dropped {step}: {why}", flush=True)
     return results
 
 
@@ -97,3 +121,20 @@ def row(name: str, result: dict) -> str:
 def dump(results: dict, path: Path) -> None:
     keep = {name: {k: v for k, v in r.items() if isinstance(v, (int, float, str))} for name, r in results.items()}
     Path(path).write_text(json.dumps(keep, indent=1))
+
+
+def seed_summary(results: dict, *, probe_name: str, target: float | None = None) -> str:
+    """The default run's test log loss over its seeds: each, the mean and spread, and the ratio to the probe's."""
+    seeded = {name.rsplit(" ", 1)[-1]: r["test_log_loss"] for name, r in results.items() if ", seed " in name}
+    if not seeded:
+        return ""
+    floor = results[probe_name]["test_log_loss"]
+    losses = np.array(list(seeded.values()))
+    spread = losses.std(ddof=1) if len(losses) > 1 else 0.0
+    verdict = ""
+    if target:
+        verdict = f" (target <= {target:.2f}x: {'met' if losses.max() / floor <= target else 'NOT met'})"
+    each = ", ".join(f"seed {seed}: {loss:.4f}" for seed, loss in seeded.items())
+    return (f"{each}\nmean {losses.mean():.4f}, spread {losses.min():.4f}..{losses.max():.4f} (sd {spread:.4f}); "
+            f"ratio to the probe's {floor:.4f}: mean {losses.mean() / floor:.3f}x, worst {losses.max() / floor:.3f}x"
+            + verdict)

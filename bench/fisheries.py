@@ -11,6 +11,11 @@ EfficientNet-Lite0 from ../shared when present, else a random VGG16), and prints
     | fully convolutional | the leakage probe (metadata alone) | chance
 
     python bench/fisheries.py [--per-class 80] [--leak 0.75] [--size 128 224] [--epochs 15]
+
+`--seeds 1 2 3` instead scores the default `podium run` (with the same backbone and size) on the generated test
+images' labels (test_labels.csv), once per seed, against the logistic-regression probe: scikit-learn on the plain
+pass's pooled features of every labelled row, C by cross-validation over 1e-3..1e2, no augmentation, no clip
+beyond 1e-15 (and `--variants` still prints the table above).
 """
 from __future__ import annotations
 
@@ -22,8 +27,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 import podium  # noqa: E402,F401
 from _common import LITE0  # noqa: E402
+from _scoring import HEADER, PROBE, probe, row, run_recipes, seed_summary  # noqa: E402
 
 
 def main() -> None:
@@ -35,6 +43,9 @@ def main() -> None:
     parser.add_argument("--passes", type=int, default=1, help="augmented feature passes")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=None, help="folder for data, cache and runs (default: a temp)")
+    parser.add_argument("--seeds", type=int, nargs="*", default=[],
+                        help="score the default run with these seeds on the test labels, against the probe")
+    parser.add_argument("--variants", action="store_true", help="with --seeds: the model table too")
     args = parser.parse_args()
 
     from podium.competitions import get
@@ -63,6 +74,12 @@ def main() -> None:
         "tta": {"views": 0},
         "paths": {"cache": str(work / "cache")},
     })
+    if args.seeds:
+        default = deep_update(resolve_config(plugin), {"image": {**backbone, "size": list(args.size)},
+                                                       "paths": {"cache": str(work / "cache")}})
+        defaults(plugin, data_dir, default, args.seeds, work)
+        if not args.variants:
+            return
     # The box output shares the dense head's last layer (as in the course): a flattening head keeps
     # where things are, which global average pooling throws away, so it is compared with the same head.
     variants = [
@@ -106,6 +123,26 @@ def main() -> None:
     for name, metadata, loss, accuracy, seconds, extra in rows:
         shown = f"{seconds:8.1f}" if seconds == seconds else f"{'':8s}"
         print(f"  {name:34s} {metadata:>8s} {loss:12.4f} {accuracy:12.4f} {shown}  {extra}")
+
+
+def defaults(plugin, data_dir: Path, default: dict, seeds, work: Path) -> None:
+    """The default run per seed (and with the ensemble off), scored on the test labels, against the probe."""
+    from podium.config import deep_update
+    from podium.vision.data import load_image_data
+
+    labels = data_dir / "test_labels.csv"
+    recipes = {f"default `podium run`, seed {seed}": deep_update(default, {"seed": seed}) for seed in seeds}
+    recipes[f"  ensemble off (seed {seeds[0]})"] = deep_update(default, {"seed": seeds[0],
+                                                                       "ensemble": {"enabled": False}})
+    data = load_image_data(plugin, data_dir, default, sample=False)
+    results = {PROBE: probe(plugin, data, labels, grouped=False)}
+    run_recipes(plugin, data_dir, recipes, labels, runs=work / "runs", results=results)
+    print(f"\nFisheries on generated data: {len(data.labelled)} labelled, {len(data.test)} test images (stage 1 + 2)")
+    print(HEADER)
+    for name, result in results.items():
+        print(row(name, result))
+    print(f"probe: C={results[PROBE]['C']:g} (cross-validated log loss {results[PROBE]['cv_log_loss']:.4f})")
+    print(seed_summary(results, probe_name=PROBE, target=1.0))
 
 
 if __name__ == "__main__":

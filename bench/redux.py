@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import podium  # noqa: E402,F401
 from _common import LITE0, SHARED, only_recipes  # noqa: E402
-from _scoring import HEADER, dump, probe, row, run_recipe, run_recipes  # noqa: E402
+from _scoring import HEADER, PROBE, dump, probe, row, run_recipe, run_recipes, seed_summary  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -84,6 +84,7 @@ def main() -> None:
         "  + refit on all rows in the bag": deep_update(default, {**old, "oof": {"refit": True}}),
         "default: + 2 augmented passes, TTA 2": default,
         "  no clip (temperature only)": deep_update(default, {"submission": {"clip": "none"}}),
+        "  ensemble off (the gap head's bag alone)": deep_update(default, {"ensemble": {"enabled": False}}),
         "  head without hidden layer (units 0)": deep_update(default, {"head": {"units": 0}}),
     }
     if args.finetune_epochs:
@@ -94,7 +95,7 @@ def main() -> None:
     recipes = only_recipes(recipes, args.only)
     results = {}
     data = load_image_data(plugin, args.data, default, sample=False)
-    results["logistic regression probe (C=1)"] = probe(plugin, data, labels, C=1.0, scale=False)
+    results[PROBE] = probe(plugin, data, labels, grouped=False, seed=int(default["seed"]))
     run_recipes(plugin, args.data, recipes, labels, runs=runs, results=results)
     if args.tune_trials:
         results["podium tune best-of (OOF metric)"] = tuned_best_of(plugin, args, user, labels, runs)
@@ -106,6 +107,10 @@ def main() -> None:
     print(HEADER)
     for name, result in results.items():
         print(row(name, result))
+    print(f"probe: C={results[PROBE]['C']:g} (cross-validated log loss {results[PROBE]['cv_log_loss']:.4f})")
+    summary = seed_summary(results, probe_name=PROBE, target=0.85)
+    if summary:
+        print(summary)
     dump(results, work / "results.json")
     print(f"runs: {runs}")
 

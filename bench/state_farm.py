@@ -9,7 +9,7 @@ One run prints, as hold-out / out-of-fold estimates and test log loss / accuracy
   optionally fine-tuning (--finetune-epochs, seconds per epoch printed).
 
     python bench/state_farm.py [--data ../shared/data/state-farm-distracted-driver-detection] [--size 240x320]
-                               [--cache DIR] [--finetune-epochs 0]
+                               [--cache DIR] [--finetune-epochs 0] [--seeds 1 2 3]
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import podium  # noqa: E402,F401
 from _common import LITE0, SHARED, only_recipes  # noqa: E402
-from _scoring import HEADER, dump, probe, row, run_recipes  # noqa: E402
+from _scoring import HEADER, PROBE, dump, probe, row, run_recipes, seed_summary  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,6 +39,8 @@ def main() -> None:
     parser.add_argument("--cache-dtype", default="float32", choices=["float32", "float16"],
                         help="image.cache_dtype: how the features are stored")
     parser.add_argument("--only", default="", help="comma-separated words: run only the recipes whose name has one")
+    parser.add_argument("--seeds", type=int, nargs="*", default=[],
+                        help="the default run again with these seeds (the spread of its test log loss)")
     args = parser.parse_args()
 
     from podium.competitions import get
@@ -71,7 +73,10 @@ def main() -> None:
                                                                   "neighbours": {"enabled": True}}),
         "default `podium run`": default,
         "  default with the gap head (256 units)": deep_update(default, {"head": {"kind": "gap", "units": 256}}),
+        "  ensemble off (the fcn head's bag alone)": deep_update(default, {"ensemble": {"enabled": False}}),
     }
+    for seed in args.seeds:
+        recipes[f"default `podium run`, seed {seed}"] = deep_update(default, {"seed": seed})
     if args.finetune_epochs:
         name = f"default + fine-tune, {args.finetune_epochs} epochs from {args.finetune_from or 'last block'}"
         recipes[name] = deep_update(default, {
@@ -79,7 +84,7 @@ def main() -> None:
     recipes = only_recipes(recipes, args.only)
     results = {}
     data = load_image_data(plugin, args.data, default, sample=False)
-    results["logistic regression probe (scaled, C=0.001)"] = probe(plugin, data, labels, C=0.001, scale=True)
+    results[PROBE] = probe(plugin, data, labels, grouped=True)
     run_recipes(plugin, args.data, recipes, labels, runs=runs, results=results)
 
     drivers = data.labelled.groupby("split")["group"].unique()
@@ -90,10 +95,13 @@ def main() -> None:
     print(HEADER)
     for name, result in results.items():
         print(row(name, result) + (f"   k={result['neighbours_k']}" if "neighbours_k" in result else ""))
-    floor = results["logistic regression probe (scaled, C=0.001)"]["test_log_loss"]
-    best = min(((r["test_log_loss"], n) for n, r in results.items()
-                if n != "logistic regression probe (scaled, C=0.001)"), default=(floor, "the probe"))
+    floor = results[PROBE]["test_log_loss"]
+    print(f"probe: C={results[PROBE]['C']:g} (cross-validated by driver: log loss {results[PROBE]['cv_log_loss']:.4f})")
+    best = min(((r["test_log_loss"], n) for n, r in results.items() if n != PROBE), default=(floor, "the probe"))
     print(f"best: {best[1].strip()} at {best[0]:.4f}, {100 * (1 - best[0] / floor):.0f}% below the probe's {floor:.4f}")
+    summary = seed_summary(results, probe_name=PROBE, target=0.65)
+    if summary:
+        print(summary)
     dump(results, work / "results.json")
     print(f"runs: {runs}")
 

@@ -99,10 +99,10 @@ class Fisheries(Competition):
     def default_config(self) -> dict:
         from podium.config import IMAGE_DEFAULTS, deep_update
 
-        # The course: VGG16 features, metadata fused before the last layer. Box output and the
+        # The course's metadata fusion before the last layer (on the shared default backbone). Box output and the
         # fully convolutional head are switches (boxes.loss_weight=1: boxes are fractions of the image, so the box
         # loss is on the class loss's scale; head.kind=fcn, image.size=[360,640]).
-        return deep_update(IMAGE_DEFAULTS, {"image": {"backbone": "vgg16", "size": [224, 224]},
+        return deep_update(IMAGE_DEFAULTS, {"image": {"size": [224, 224]},
                                             "head": {"kind": "gap", "metadata": True}})
 
     def make_demo_data(self, out_dir: Path, seed: int = 0) -> Path:
@@ -197,7 +197,7 @@ def write_demo_data(out_dir: Path, *, seed: int = 0, per_class: int = 30, stage1
             annotations = [] if rng.random() < 0.05 else [
                 {"class": "rect", "x": x0, "y": y0, "width": x1 - x0, "height": y1 - y0} for x0, y0, x1, y1 in drawn]
             boxes[name].append({"filename": file_name, "class": "image", "annotations": annotations})
-    test_names = []
+    test_names, truth = [], []
     for folder, count, pattern in (("test_stg1", stage1, "img_{:05d}.jpg"), ("test_stg2", stage2, "image_{:05d}.jpg")):
         for _ in range(count):
             number += 1
@@ -206,10 +206,14 @@ def write_demo_data(out_dir: Path, *, seed: int = 0, per_class: int = 30, stage1
             save(out_dir / folder / pattern.format(number), image)
             if folder == "test_stg1":
                 test_names.append(pattern.format(number))
+            truth.append((pattern.format(number) if folder == "test_stg1" else f"{folder}/{pattern.format(number)}",
+                          CLASSES[class_index]))
     for name, entries in boxes.items():
         (out_dir / f"{name.lower()}_labels.json").write_text(json.dumps(entries, indent=1))
     sample = pd.DataFrame({"image": test_names, **{c: 1.0 / len(CLASSES) for c in CLASSES}})
     sample.to_csv(out_dir / "sample_submission_stg1.csv", index=False)
+    # The generated test images' classes, to score a submission as the leaderboard would (bench/fisheries.py).
+    pd.DataFrame(truth, columns=["image", "label"]).to_csv(out_dir / "test_labels.csv", index=False)
     return out_dir
 
 

@@ -130,7 +130,7 @@ class StateFarm(Competition):
             # The photos' own 4:3 shape (Kaggle's 640x480 halved): the hands and the phone are small. On the 3
             # unseen drivers (bench/state_farm.py, Lite0) the default run scored test log loss 1.26 at 240x320
             # against 1.80 at 160x160; the logistic-regression probe 1.88 against 2.14.
-            "image": {"backbone": "vgg16", "size": [240, 320]},
+            "image": {"size": [240, 320]},
             # No flips: the driver sits on one side, and left/right hands tell c1 from c3 and c2 from c4.
             # Roughly the course's generator: small shifts, rotation, zoom, shear and channel shift.
             "augment": {"transforms": [
@@ -150,6 +150,9 @@ class StateFarm(Competition):
             # Class-balanced soft pseudo-labels of the unseen test drivers, a quarter of each batch (the fold heads
             # of the bag train with them too): test log loss 1.80 vs 1.84 without, 1.92 not class-balanced (160x160).
             "pseudo": {"enabled": True, "balance": True},
+            # No metadata; the fcn member is the configured head's bag, so the gap MLP and the logistic regression
+            # are the only extra heads.
+            "ensemble": {"members": ["logistic", "gap", "fcn"]},
         })
 
     def make_demo_data(self, out_dir: Path, seed: int = 0, *, drivers: int = 6, per_class: int = 4,

@@ -17,6 +17,22 @@ DEFAULT_GRID = (0.0, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03
                 0.06, 0.075, 0.1, 0.125, 0.15, 0.2)
 
 
+# No submitted probability is ever below this: one exact 0 for a true class is an infinite log loss. It costs a
+# right answer 1e-6 nats.
+MIN_PROBABILITY = 1e-6
+
+
+def no_zero(probs) -> np.ndarray:
+    """Probabilities with every column at least `MIN_PROBABILITY` (rows renormalised), whatever clip was chosen."""
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.size == 0 or probs.min() >= MIN_PROBABILITY:
+        return probs.copy()
+    clipped = np.maximum(probs, MIN_PROBABILITY)
+    if clipped.ndim == 2:
+        return clipped / clipped.sum(axis=1, keepdims=True)
+    return np.minimum(clipped, 1 - MIN_PROBABILITY)
+
+
 def apply_clip(probs, lo: float, hi: float) -> np.ndarray:
     """Probabilities clipped into [lo, hi]; rows of more than two columns renormalised to sum to 1."""
     probs = np.asarray(probs, dtype=np.float64)

@@ -14,7 +14,7 @@ import pandas as pd
 
 from podium.core.stage import RunState, Stage, register_stage
 from podium.core.writer import write_submission
-from podium.evaluation.clipping import apply_clip, clip_for_run
+from podium.evaluation.clipping import apply_clip, clip_for_run, no_zero
 from podium.files import atomic_write_bytes, atomic_write_text, unused_path
 from podium.log import logger
 
@@ -85,14 +85,14 @@ def finish_predictions(state: RunState, learner, *, views: int, suffix: str, mai
         post = lambda split, pred: apply_clip(pred, clip["lo"], clip["hi"])  # noqa: E731
     metrics.update({"val_log_loss_clipped": clip["log_loss_after"], "clip": [clip["lo"], clip["hi"]]})
     if bag is not None:
-        metrics["test_prediction"] = f"mean of {len(bag.learners)} out-of-fold heads"
+        metrics["test_prediction"] = getattr(bag, "description", f"mean of {len(bag.learners)} out-of-fold heads")
     if not files:
         return metrics
     write_predictions(plugin, run_dir, f"valid_predictions{suffix}.csv", data.valid_ids, valid_pred, valid_labels)
     if test_views:
         test_pred = np.mean(test_views, axis=0)
         write_predictions(plugin, run_dir, f"test_predictions{suffix}.csv", data.test["id"], test_pred)
-        frame = plugin.submission_frame(data.test["id"].tolist(), post("test", test_pred))
+        frame = plugin.submission_frame(data.test["id"].tolist(), no_zero(post("test", test_pred)))
         path = write_submission(plugin, frame, unused_path(Path(run_dir) / f"submission{suffix}.csv"),
                                 data_dir=state.data_dir)
         metrics["submission"] = str(path)
@@ -124,4 +124,4 @@ class LearningCurve(Stage):
 
 
 # The evaluation layer's other stages register on import (the runner imports this module).
-from podium.evaluation import calibration, oof  # noqa: E402,F401
+from podium.evaluation import calibration, heads_ensemble, oof  # noqa: E402,F401

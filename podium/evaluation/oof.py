@@ -46,6 +46,10 @@ class Bag:
     def predict(self, split: str, *, view: int = 0, output: str = "class") -> np.ndarray:
         return np.mean([learner.predict(split, view=view, output=output) for learner in self.learners], axis=0)
 
+    def fold_predictions(self, split: str, views: int) -> list[np.ndarray]:
+        """Each member's own (TTA-averaged) prediction: what the bag averages, equally weighted."""
+        return [np.mean(learner.tta(split, views), axis=0) for learner in self.learners]
+
 
 def oof_folds(labels, groups, *, strategy: str, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """(train positions, held-out positions) of each fold over every labelled row.
@@ -141,19 +145,16 @@ class OutOfFold(Stage):
         if out_dir is not None:
             out_dir.mkdir(parents=True, exist_ok=True)
         pseudo = getattr(state, "pseudo_test_probabilities", None)
-        oof = np.full((len(rows), len(plugin.classes)), np.nan)
-        learners = []
-        for number, (train, held) in enumerate(folds):
-            fold = fold_data(data, rows[train], rows[held])
-            learner = train_fold_head(fold, out_dir, name=f"fold{number}", seed=int(config["seed"]) + number,
-                                      pseudo_probabilities=pseudo)
-            oof[held] = np.mean(learner.tta("valid", views), axis=0)
-            learners.append(learner)
-            logger.info("oof fold %d of %d: %d training rows, %d held out, fold log loss %.4f", number + 1,
-                        len(folds), len(train), len(held),
-                        plugin.evaluate(labels[held], oof[held])["val_log_loss"])
+        oof, learners = fold_heads(data, rows, folds, out_dir=None if pseudo is not None else out_dir,
+                                   views=views, pseudo=pseudo, label="oof")
+        if pseudo is not None:  # pseudo-labels are a step like any other: kept only beyond their noise
+            oof, learners = _judge_pseudo_labels(state, data, rows, folds, views, oof, learners)
+            for number, learner in enumerate(learners):
+                if out_dir is not None:
+                    learner.save(out_dir / f"fold{number}.keras")
         if bool(config["oof"]["refit"]):
             everything = fold_data(data, rows, data.valid_rows)
+            pseudo = getattr(state, "pseudo_test_probabilities", None)
             learners.append(train_fold_head(everything, out_dir, name="refit", seed=int(config["seed"]) + len(folds),
                                             pseudo_probabilities=pseudo))
         scores = plugin.evaluate(labels, oof)
@@ -193,6 +194,46 @@ class OutOfFold(Stage):
             raise PodiumError(f"{path} is not a fold head of this run's {len(folds)} folds")
         train, held = folds[int(number)]
         return fold_data(data, rows[train], rows[held])
+
+
+def fold_heads(data, rows, folds, *, out_dir: Path | None, views: int, pseudo=None, label: str = "oof",
+               prefix: str = "fold"):
+    """One head per fold of `data.config`'s head, trained on the other folds' rows: (out-of-fold predictions of
+    `rows` with `views` TTA views, the fold heads); `<out_dir>/<prefix><n>.keras` written unless out_dir is None."""
+    plugin, seed = data.plugin, int(data.config["seed"])
+    labels = data.labelled["label"].to_numpy()[rows]
+    oof = np.full((len(rows), len(plugin.classes)), np.nan)
+    learners = []
+    for number, (train, held) in enumerate(folds):
+        fold = fold_data(data, rows[train], rows[held])
+        learner = train_fold_head(fold, out_dir, name=f"{prefix}{number}", seed=seed + number,
+                                  pseudo_probabilities=pseudo)
+        oof[held] = np.mean(learner.tta("valid", views), axis=0)
+        learners.append(learner)
+        logger.info("%s fold %d of %d: %d training rows, %d held out, fold log loss %.4f", label, number + 1,
+                    len(folds), len(train), len(held), plugin.evaluate(labels[held], oof[held])["val_log_loss"])
+    return oof, learners
+
+
+def _judge_pseudo_labels(state: RunState, data, rows, folds, views: int, oof, learners):
+    """The fold heads with pseudo-labels, or the ones without when the pseudo-labels do not lower the out-of-fold
+    loss beyond its noise (recorded under `steps`)."""
+    from podium.core.metrics import gain_beyond_noise, log_loss, log_losses
+
+    y = data.y[rows]
+    plain, plain_learners = fold_heads(data, rows, folds, out_dir=None, views=views, label="oof without pseudo-labels")
+    verdict = gain_beyond_noise(log_losses(y, plain), log_losses(y, oof))
+    verdict.update({"log_loss_before": log_loss(y, plain), "log_loss_after": log_loss(y, oof)})
+    if not verdict["kept"]:
+        verdict["why"] = (f"pseudo-labels changed the out-of-fold loss by {-verdict['gain']:+.5f}, not beyond its "
+                          f"noise ({verdict['noise']:.5f})")
+    state.metrics.setdefault("steps", {})["pseudo_labels"] = verdict
+    logger.info("pseudo-labels in the fold heads: out-of-fold log loss %.4f without, %.4f with: %s",
+                verdict["log_loss_before"], verdict["log_loss_after"], "kept" if verdict["kept"] else "dropped")
+    if not verdict["kept"]:
+        state.pseudo_test_probabilities = None  # later heads (a refit, the ensemble's) train without them too
+        return plain, plain_learners
+    return oof, learners
 
 
 def _write_oof(plugin, path: Path, ids, predictions, labels) -> Path:

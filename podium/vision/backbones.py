@@ -35,6 +35,15 @@ def _efficientnetb0(input_shape, weights):
     return EfficientNetB0(include_top=False, weights=weights, input_shape=input_shape)
 
 
+def _efficientnetv2(variant):
+    def build(input_shape, weights):
+        from keras import applications
+
+        return getattr(applications, f"EfficientNetV2{variant}")(include_top=False, weights=weights,
+                                                                  input_shape=input_shape)
+    return build
+
+
 def _convnext_tiny(input_shape, weights):
     from keras.applications import ConvNeXtTiny
 
@@ -47,6 +56,9 @@ BUILDERS = {
     "resnet50": (_resnet50, "resnet50", "conv5_block1_1_conv"),
     "efficientnetb0": (_efficientnetb0, "efficientnet", "block7a_expand_conv"),
     "convnext_tiny": (_convnext_tiny, "convnext", "convnext_tiny_stage_3_block_0_depthwise_conv"),
+    # EfficientNetV2 rescales inside the model (include_preprocessing); its last stage is block6.
+    "efficientnetv2b0": (_efficientnetv2("B0"), "efficientnet", "block6a_expand_conv"),
+    "efficientnetv2s": (_efficientnetv2("S"), "efficientnet", "block6a_expand_conv"),
 }
 # Layer names that start a last block in common saved models (EfficientNet-Lite0 follows B0's names).
 _LAST_BLOCK_GUESSES = ("block7a_expand_conv", "block5_conv1", "conv5_block1_1_conv")

@@ -99,6 +99,8 @@ OUT_OF_RANGE = [
     ("head.kind=mlp", "head.kind"), ("head.dropout=1", "head.dropout"), ("pseudo.fraction=2", "pseudo.fraction"),
     ("augment.passes=-1", "augment.passes"), ("data.sample_train=0", "data.sample_train"),
     ("train.weight_decay=-0.1", "train.weight_decay"), ("seed=-3", "seed"), ("paths.cache=", "paths.cache"),
+    ('ensemble.members=["svm"]', "ensemble.members"), ("ensemble.members=[]", "ensemble.members"),
+    ("ensemble.rounds=0", "ensemble.rounds"), ("ensemble.enabled=2", "ensemble.enabled"),
 ]
 
 

@@ -59,7 +59,7 @@ def oof_run(tmp_path_factory, redux_data):
     root = tmp_path_factory.mktemp("oof-runs")
     config = deep_update(demo_config(plugin, resolve_config(plugin)), {
         "paths": {"cache": str(root / "cache")}, "image": {"size": [48, 48]}, "train": {"epochs": 4},
-        "tta": {"views": 0}, "oof": {"folds": 3, "bag": True}})
+        "tta": {"views": 0}, "oof": {"folds": 3, "bag": True}, "ensemble": {"enabled": False}})
     seen = []
     original = oof_module.train_fold_head
 
@@ -100,7 +100,13 @@ def test_calibration_is_fitted_on_oof_and_reported(oof_run):
     for key in ("oof_log_loss_uncalibrated", "oof_log_loss_calibrated", "temperature", "clip_floor"):
         assert key in metrics, key
     assert metrics["oof_log_loss_calibrated"] <= metrics["oof_log_loss_uncalibrated"] + 1e-9
-    assert metrics["clip"][0] >= metrics["clip_floor"] >= 3 / 120 - 1e-12
+    # The clip comes from the grid (0 included) on the calibrated OOF predictions: it never raises their loss.
+    assert metrics["clip"][0] >= metrics["clip_floor"]
+    assert metrics["oof_log_loss_calibrated_clipped"] <= metrics["oof_log_loss_calibrated"] + 1e-12
+    assert set(metrics["steps"]) >= {"temperature", "clip"}
+    for name, step in metrics["steps"].items():
+        assert step["kept"] == (step["gain"] > step["noise"]), name
+        assert step["kept"] or name in metrics["dropped_steps"]
 
 
 def test_fold_heads_mix_pseudo_labels_per_batch_so_an_epoch_follows_the_labelled_rows(tmp_path, redux_data,

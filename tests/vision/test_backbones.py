@@ -10,7 +10,8 @@ def _spec(**image):
     return BackboneSpec.from_config(deep_update(IMAGE_DEFAULTS, {"image": {"size": [32, 32], **image}}))
 
 
-@pytest.mark.parametrize("name, channels", [("vgg16", 512), ("resnet50", 2048), ("efficientnetb0", 1280)])
+@pytest.mark.parametrize("name, channels", [("vgg16", 512), ("resnet50", 2048), ("efficientnetb0", 1280),
+                                           ("efficientnetv2s", 1280)])
 def test_each_builder_gives_a_frozen_conv_base_at_any_size(name, channels):
     spec = _spec(backbone=name, weights="none", size=[64, 96])
     model = spec.build()
@@ -83,3 +84,20 @@ def test_preprocessings_match_their_backbones():
     assert np.allclose(preprocessing("tf")(x), 1.0)
     caffe = preprocessing("vgg16")(x)
     assert np.allclose(caffe[0, 0, 0], [255 - 103.939, 255 - 116.779, 255 - 123.68])
+
+
+def test_the_default_backbone_is_efficientnetv2s_on_raw_pixels_to_its_last_activation():
+    from podium.competitions import get, names
+
+    for name in names():
+        plugin = get(name)
+        if plugin.pipeline == "image_classification":
+            assert plugin.default_config()["image"]["backbone"] == "efficientnetv2s", name
+    spec = _spec(weights="none", size=[64, 96])  # the shared default
+    assert spec.name == "efficientnetv2s" and spec.preprocessing == "efficientnet"
+    pixels = np.random.default_rng(2).uniform(0, 255, (1, 64, 96, 3)).astype("float32")
+    assert np.array_equal(spec.preprocess(pixels), pixels)  # the model rescales 0..255 pixels itself
+    model = spec.build()
+    assert model.layers[1].name.startswith("rescaling")
+    assert model.layers[-1].name == "top_activation" and model.output_shape == (None, 2, 3, 1280)
+    assert spec.finetune_from(model) == "block6a_expand_conv"

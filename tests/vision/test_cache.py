@@ -14,7 +14,9 @@ AUGMENT = [{"name": "Affine", "translate_percent": [0.05, 0.1], "rotate": [5, 15
 
 @pytest.fixture
 def spec():
-    return BackboneSpec.from_config(deep_update(IMAGE_DEFAULTS, {"image": {"size": [32, 32], "weights": "none"}}))
+    # VGG16 (512 channels), whatever the default backbone is
+    return BackboneSpec.from_config(deep_update(IMAGE_DEFAULTS, {"image": {"backbone": "vgg16", "size": [32, 32],
+                                                                           "weights": "none"}}))
 
 
 @pytest.fixture
@@ -38,7 +40,8 @@ def test_key_changes_with_files_size_and_pass(tmp_path, spec, paths):
     cache = FeatureCache(tmp_path, chunk_size=64)
     base = cache.features(spec, paths[:10]).directory
     assert cache.features(spec, paths[:11]).directory != base
-    other_size = BackboneSpec.from_config(deep_update(IMAGE_DEFAULTS, {"image": {"size": [48, 48], "weights": "none"}}))
+    other_size = BackboneSpec.from_config(deep_update(IMAGE_DEFAULTS, {"image": {"backbone": "vgg16", "size": [48, 48],
+                                                                                 "weights": "none"}}))
     assert cache.features(other_size, paths[:10]).directory != base
     assert cache.features(spec, paths[:10], pass_index=1, augment=AUGMENT).directory != base
 

@@ -118,6 +118,25 @@ def choose_k(y_index, preds, vectors, groups_of_rows=None, grid=K_GRID) -> tuple
     return best, scores
 
 
+def _smoothed(preds, vectors, parts, k: int) -> np.ndarray:
+    smoothed = np.asarray(preds, dtype=np.float64).copy()
+    for part in parts or [np.arange(len(preds))]:
+        smoothed[part] = smooth(preds[part], vectors[part], k)
+    return smoothed
+
+
+def _keep_beyond_noise(state: RunState, y, preds, smoothed, k: int) -> int:
+    """`k`, or 0 when smoothing does not lower the per-row loss by more than its noise (recorded under `steps`)."""
+    from podium.core.metrics import gain_beyond_noise, log_losses
+
+    verdict = gain_beyond_noise(log_losses(y, preds), log_losses(y, smoothed))
+    verdict.update({"fitted": int(k), "log_loss_before": log_loss(y, preds), "log_loss_after": log_loss(y, smoothed)})
+    if not verdict["kept"]:
+        verdict["why"] = f"k={k} lowered the loss by {verdict['gain']:.5f}, within its noise ({verdict['noise']:.5f})"
+    state.metrics.setdefault("steps", {})["neighbours"] = verdict
+    return int(k) if verdict["kept"] else 0
+
+
 @register_stage
 class NeighbourSmoothing(Stage):
     name = "neighbours"
@@ -164,14 +183,13 @@ class NeighbourSmoothing(Stage):
         k, scores = choose_k(y, preds, vectors, parts) if fixed == "auto" else (int(fixed), {})
         if not scores:
             _, scores = choose_k(y, preds, vectors, parts, grid=(0, k))
+        if fixed == "auto" and k > 0:  # kept only when it lowers the loss beyond its noise
+            k = _keep_beyond_noise(state, y, preds, _smoothed(preds, vectors, parts, k), k)
         state.neighbours = {"k": int(k), "chosen_on": source}
         if getattr(state, "record", "full") != "metrics":  # a tuning trial records metrics only
             write_json(path, state.neighbours)
         if oof is not None:
-            smoothed = preds.copy()
-            for part in parts:
-                smoothed[part] = smooth(preds[part], vectors[part], k)
-            state.oof_smoothed = smoothed
+            state.oof_smoothed = _smoothed(preds, vectors, parts, k)
         state.metrics.update({"neighbours_k": int(k), "neighbours_chosen_on": source,
                               f"{source}_log_loss_before_neighbours": scores[0],
                               f"{source}_log_loss_after_neighbours": scores[int(k)]})
