@@ -14,6 +14,7 @@ from podium.report.run import LeftOut, RunFiles, Section, cell, fmt
 METRIC_ROWS = (
     ("log loss", "val_log_loss", "oof_log_loss"),
     ("log loss, before calibration", "val_log_loss_uncalibrated", "oof_log_loss_uncalibrated"),
+    ("log loss, neighbour-smoothed", "val_log_loss_smoothed", "oof_log_loss_after_neighbours"),
     ("log loss, calibrated", "val_log_loss_calibrated", "oof_log_loss_calibrated"),
     ("log loss, calibrated and clipped", "val_log_loss_calibrated_clipped", "oof_log_loss_calibrated_clipped"),
     ("log loss, clipped", "val_log_loss_clipped", "oof_log_loss_clipped"),
@@ -73,14 +74,17 @@ def public_score(records: list) -> tuple[str, str]:
 
 def metrics_table(run: RunFiles, section: Section) -> None:
     metrics = run.metrics
+    with_oof = any(oof_key in metrics for _, _, oof_key in METRIC_ROWS if oof_key)
+    columns = (1, 2) if with_oof else (1,)
     rows = []
-    for what, valid_key, oof_key in METRIC_ROWS:
-        if valid_key in metrics or (oof_key and oof_key in metrics):
-            rows.append([what] + [cell(fmt(metrics.get(key)), key=key if key in metrics else "", number=True)
-                                  for key in (valid_key, oof_key)])
+    for row in METRIC_ROWS:
+        if any(row[i] in metrics for i in columns if row[i]):
+            rows.append([row[0], *(cell(fmt(metrics.get(row[i])), key=row[i] if row[i] in metrics else "", number=True)
+                                   for i in columns), ""])
     score, note = public_score(run.submissions())
-    rows.append(["public score (Kaggle)", cell(score, key="public_score" if score else "", number=True), note])
-    section.table(["", "hold-out", "out-of-fold"], rows, id="metrics-table")
+    rows.append(["public score (Kaggle)", cell(score, key="public_score" if score else "", number=True),
+                 *([""] if with_oof else []), note])
+    section.table(["", "hold-out", *(["out-of-fold"] if with_oof else []), ""], rows, id="metrics-table")
     shown = {key for _, valid_key, oof_key in METRIC_ROWS for key in (valid_key, oof_key)}
     others = [[key, cell(fmt(value), key=key, number=True)] for key, value in sorted(metrics.items())
               if key not in shown and isinstance(value, (int, float, str)) and key != "submission"]

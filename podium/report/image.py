@@ -106,7 +106,8 @@ def reliability(run: RunFiles, section: Section) -> None:
                     cell(fmt(after[3]), number=True)]], id="calibration-table")
     smoothing = run.metrics.get("neighbours_k")
     section.note = (f"the temperature was fitted on the {predictions.what} predictions ({len(predictions.y)} rows)"
-                    + (f"; drawn before neighbour smoothing (k={smoothing})" if smoothing else "")
+                    + (f"; the run fitted it after neighbour smoothing (k={smoothing}), which a report cannot redo "
+                       "(it needs the features): both curves are of the predictions before smoothing" if smoothing else "")
                     + (f"; the submission is then clipped to [{fit['lo']:.4g}, {fit['hi']:.4g}]" if "lo" in fit and "hi" in fit else ""))
 
 
@@ -126,16 +127,27 @@ def per_class(run: RunFiles, section: Section) -> None:
             row.insert(3, cell(fmt(float(calibrated[mask].mean())) if mask.any() else "", number=True))
         rows.append(row)
     header = ["class", "rows", "log loss"] + (["calibrated"] if calibrated is not None else []) + ["accuracy"]
-    section.note = f"{predictions.what} predictions"
+    section.note = f"{predictions.what} predictions" + _calibration_note(run, temperature)
     section.table(header, rows, id="per-class")
     section.image(plots.bars(predictions.classes, losses, ylabel="log loss"), alt="log loss per class")
 
 
 def _temperature_or_none(run: RunFiles) -> float | None:
+    """The run's temperature, where applying it to the written predictions gives what the run calibrated: not
+    after neighbour smoothing, which needs the features (a report reads files only)."""
+    if run.metrics.get("neighbours_k"):
+        return None
     try:
         return float(calibration_fit(run)["temperature"])
     except LeftOut:
         return None
+
+
+def _calibration_note(run: RunFiles, temperature: float | None) -> str:
+    if temperature is None and run.metrics.get("neighbours_k"):
+        return ("; no calibrated column: the temperature was fitted after neighbour smoothing "
+                f"(k={run.metrics['neighbours_k']}), which needs the features")
+    return ""
 
 
 def per_group(run: RunFiles, section: Section) -> None:
@@ -158,7 +170,7 @@ def per_group(run: RunFiles, section: Section) -> None:
     rows = [[name, cell(int(item.rows), number=True), cell(fmt(item.loss), number=True)]
             + ([cell(fmt(item.calibrated), number=True)] if temperature else []) + [cell(fmt(item.accuracy), number=True)]
             for name, item in summary.iterrows()]
-    section.note = f"{predictions.what} predictions, worst group first"
+    section.note = f"{predictions.what} predictions, worst group first" + _calibration_note(run, temperature)
     section.table(header, rows, id="per-group")
     series = {"log loss": summary["loss"].tolist()}
     if temperature:

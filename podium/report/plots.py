@@ -9,7 +9,7 @@ import numpy as np
 
 DPI = 80
 THUMBNAIL = 160  # longest side of a top-loss thumbnail, pixels
-PICTURE = 900  # longest side of a picture a run drew (boxes.png, movie_pca.png) once embedded
+PICTURE = 1100 # longest side of a picture a run drew (boxes.png, movie_pca.png) once embedded
 
 
 def _pyplot():
@@ -51,16 +51,18 @@ def learning_curves(histories: dict) -> str:
     """Loss and accuracy per epoch, one line per training (file name -> frame), training dashed."""
     plt = _pyplot()
     figure, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    shown = {}
     for name, frame in histories.items():
         for axis, metric in zip(axes, ("loss", "accuracy")):
             train, valid = _history_columns(frame, metric)
             if train:
+                shown[metric] = train
                 line, = axis.plot(frame.index + 1, frame[train], "--", label=f"{name} train")
                 if valid:
                     axis.plot(frame.index + 1, frame[valid], "-", color=line.get_color(), label=f"{name} valid")
-    for axis, metric in zip(axes, ("loss", "accuracy / rmse")):
+    for axis, metric in zip(axes, ("loss", "accuracy")):
         axis.set_xlabel("epoch")
-        axis.set_ylabel(metric)
+        axis.set_ylabel(shown.get(metric, metric))
         if axis.lines:
             axis.legend(fontsize=7)
     return figure_uri(figure)
