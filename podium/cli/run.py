@@ -29,10 +29,10 @@ def run(args) -> int:
     check_config_paths(config)
     run_dir, metrics = start_run(plugin, args.data, config, runs_root=args.out, sample=args.sample)
     print_metrics(metrics)
-    print(f"run: {run_dir}")
     report = report_after_run(run_dir, config)
     if report:
         print(f"report: {report}")
+    print(f"run: {run_dir}")
     if metrics.get("submission"):
         print(f"submission: {metrics['submission']}")
     return 0

@@ -1,4 +1,6 @@
 """Reading a report page back: its keyed table cells, its page check, the numbers a run's files say."""
+import json
+import shutil
 from html.parser import HTMLParser
 
 
@@ -48,3 +50,21 @@ def expected_confusion(run_dir, classes) -> dict:
     for true, guess in zip(frame["label"], predicted):
         counts[f"{true}|{classes[guess]}"] += 1
     return {key: str(value) for key, value in counts.items()}
+
+
+def copy_run(source, root, name, *, config=None, metrics=None, records=()):
+    """A copy of run `source` as `root/name`, with dotted config and metrics keys changed and submission records."""
+    run_dir = shutil.copytree(source, root / name)
+    for file, changes in (("config.json", config), ("metrics.json", metrics)):
+        if changes:
+            data = json.loads((run_dir / file).read_text())
+            for dotted, value in changes.items():
+                node = data
+                *parents, last = dotted.split(".")
+                for part in parents:
+                    node = node[part]
+                node[last] = value
+            (run_dir / file).write_text(json.dumps(data))
+    if records:
+        (run_dir / "submissions.jsonl").write_text("".join(json.dumps(record) + "\n" for record in records))
+    return run_dir

@@ -9,7 +9,7 @@ import pytest
 from podium.cli.main import main
 from podium.competitions import get
 from podium.report.page import report_after_run
-from report_pages import expected_confusion, keyed_cells
+from report_pages import copy_run, expected_confusion, keyed_cells
 
 SECTIONS = {
     "dogs-vs-cats-redux": ["metrics", "learning-curves", "confusion", "calibration", "per-class", "top-losses", "config"],
@@ -137,23 +137,6 @@ def test_report_enabled_false_writes_no_report(demo_runs, tmp_path):
 def test_report_enabled_is_a_checked_config_key(redux_data, capfd):
     assert main(["run", "dogs-vs-cats-redux", "--data", str(redux_data), "--set", "report.enabled=3"]) == 2
     assert "'report.enabled' must be bool" in capfd.readouterr().err
-
-
-def copy_run(source, root, name, *, config=None, metrics=None, records=()):
-    run_dir = shutil.copytree(source, root / name)
-    for file, changes in (("config.json", config), ("metrics.json", metrics)):
-        if changes:
-            data = json.loads((run_dir / file).read_text())
-            for dotted, value in changes.items():
-                node = data
-                *parents, last = dotted.split(".")
-                for part in parents:
-                    node = node[part]
-                node[last] = value
-            (run_dir / file).write_text(json.dumps(data))
-    if records:
-        (run_dir / "submissions.jsonl").write_text("".join(json.dumps(record) + "\n" for record in records))
-    return run_dir
 
 
 def test_runs_lists_finished_runs_best_first_with_what_differed(demo_runs, tmp_path, capfd):

@@ -12,7 +12,7 @@ import pytest
 
 from podium.cli.main import main
 from podium.competitions import get
-from report_pages import expected_confusion, keyed_cells
+from report_pages import copy_run, expected_confusion, keyed_cells
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 BROWSER = next((shutil.which(name) for name in BROWSERS if shutil.which(name)), None)
@@ -20,11 +20,11 @@ pytestmark = pytest.mark.skipif(BROWSER is None, reason=f"no headless browser in
                                                        "Debian: apt-get install chromium)")
 
 
-def chromium(page: Path, profile: Path, *flags) -> subprocess.CompletedProcess:
-    """Open `page` headless; console messages go to stderr (`--enable-logging=stderr`)."""
+def chromium(page: Path, profile: Path, *flags, anchor: str = "") -> subprocess.CompletedProcess:
+    """Open `page` (+ `anchor`) headless; console messages go to stderr (`--enable-logging=stderr`)."""
     command = [BROWSER, "--headless", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
                "--no-first-run", "--enable-logging=stderr", "--v=0", f"--user-data-dir={profile}",
-               "--virtual-time-budget=10000", *flags, page.resolve().as_uri()]
+               "--virtual-time-budget=10000", *flags, page.resolve().as_uri() + anchor]
     if os.geteuid() == 0:
         command.insert(1, "--no-sandbox")  # Chromium refuses to run as root with its sandbox
     return subprocess.run(command, capture_output=True, text=True, timeout=120)
@@ -63,15 +63,24 @@ def test_report_loads_in_chromium_with_every_image_and_the_run_s_numbers(demo_ru
     print(f"screenshot of the {competition} report: {shot}")
 
 
-def test_runs_page_loads_and_links_each_run_s_report(demo_runs, tmp_path, screenshots, capfd):
-    runs_root = demo_runs["state-farm"].parent.parent
+def test_runs_page_loads_links_each_run_s_report_and_sorts(demo_runs, tmp_path, screenshots, capfd):
+    root = tmp_path / "runs" / "state-farm"
+    root.mkdir(parents=True)
+    for name, lr, loss in (("20260101-000000-a", 0.01, 0.9), ("20260101-000001-b", 0.003, 0.5), ("20260101-000002-c", 0.03, 0.7)):
+        copy_run(demo_runs["state-farm"], root, name, config={"train.lr": lr}, metrics={"oof_log_loss_calibrated_clipped": loss})
+    (copy_run(demo_runs["state-farm"], root, "20260101-000003-stopped") / "INCOMPLETE").write_text("started\n")
     page = tmp_path / "runs.html"
-    assert main(["runs", "state-farm", "--out", str(runs_root), "--html", str(page)]) == 0
+    assert main(["runs", "state-farm", "--out", str(tmp_path / "runs"), "--html", str(page)]) == 0
     capfd.readouterr()
     opened = chromium(page, tmp_path / "profile", "--dump-dom")
     assert opened.returncode == 0 and not console_lines(opened.stderr), opened.stderr[-2000:]
     links = [part.split('"')[0] for part in opened.stdout.split('<a href="')[1:]]
-    assert links and all((page.parent / link).resolve().is_file() for link in links)
+    assert [Path(link).parent.name for link in links] == ["20260101-000001-b", "20260101-000002-c", "20260101-000000-a"]
+    assert all((page.parent / link).resolve().is_file() for link in links)
+    # The page's own sort (a click on the header, here through the address): by train.lr, smallest first.
+    page_sorted = chromium(Path(str(page)), tmp_path / "profile", "--dump-dom", anchor="#sort=train.lr")
+    links = [part.split('"')[0] for part in page_sorted.stdout.split('<a href="')[1:]]
+    assert [Path(link).parent.name for link in links] == ["20260101-000001-b", "20260101-000000-a", "20260101-000002-c"]
     shot = screenshots / "runs-state-farm.png"
-    assert chromium(page, tmp_path / "profile", f"--screenshot={shot}", "--window-size=1280,500").returncode == 0
+    assert chromium(page, tmp_path / "profile", f"--screenshot={shot}", "--window-size=1280,420").returncode == 0
     print(f"screenshot of the runs page: {shot}")
