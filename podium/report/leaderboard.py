@@ -69,7 +69,7 @@ def collect(runs_root: Path, competition: str) -> tuple[list[Row], list[Row]]:
         try:
             run = RunFiles(path)
         except (PodiumError, OSError, ValueError) as exc:
-            unfinished.append(Row(run=path.name, path=path, problem=str(exc).replace(str(path), "it")))
+            unfinished.append(Row(run=path.name, path=path, problem=str(exc)))
             continue
         try:
             score, _ = public_score(run.submissions())
