@@ -54,7 +54,10 @@ def duration_seconds(run: RunFiles) -> float | None:
 
 
 def duration_text(run: RunFiles) -> str:
-    seconds = duration_seconds(run)
+    return seconds_text(duration_seconds(run))
+
+
+def seconds_text(seconds: float | None) -> str:
     if seconds is None:
         return ""
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"

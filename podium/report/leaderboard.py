@@ -13,7 +13,7 @@ from pathlib import Path
 from podium.core.rundir import INCOMPLETE
 from podium.errors import PodiumError
 from podium.files import atomic_write_text
-from podium.report.common import duration_seconds, flatten, public_score
+from podium.report.common import duration_seconds, flatten, public_score, seconds_text
 from podium.report.page import REPORT, environment
 from podium.report.run import RunFiles
 
@@ -128,7 +128,7 @@ def cell_text(row: Row, key: str) -> str:
     if key == "time":
         return value.replace("T", " ")[:16]
     if key == "duration":
-        return f"{value:.0f} s" if value < 120 else f"{value / 60:.1f} min"
+        return seconds_text(value)
     if isinstance(value, float):
         return f"{value:.4f}"
     return value if isinstance(value, str) else json.dumps(value)

@@ -6,7 +6,9 @@ import time
 from pathlib import Path
 
 from podium import __version__
+from podium.errors import PodiumError
 from podium.files import atomic_write_text
+from podium.log import logger
 from podium.report import collab, common, image
 from podium.report.run import RunFiles, guarded
 
@@ -71,9 +73,6 @@ def write_report(run_dir: Path, out: Path | None = None) -> tuple[Path, list]:
 def report_after_run(run_dir: Path, config: dict) -> Path | None:
     """The report at the end of `podium run` (unless `report.enabled` is false): the run has finished, so a
     report that cannot be written is said in one line and the run stays as it is."""
-    from podium.errors import PodiumError
-    from podium.log import logger
-
     if not (config.get("report") or {}).get("enabled", True):
         return None
     try:
