@@ -1,5 +1,5 @@
 """The package's imports run one way: leaves -> config -> core -> competitions -> task packages ->
-evaluation -> tuning -> submission -> kaggle -> cli, with no cycle between any two modules.
+evaluation -> tuning -> submission -> kaggle -> report -> cli, with no cycle between any two modules.
 
 Imports are read from the source (function-level ones included), so nothing heavy is imported."""
 import ast
@@ -23,6 +23,7 @@ LAYERS = [
     ("podium.tuning",),
     ("podium.submission",),
     ("podium.kaggle",),
+    ("podium.report",),
     ("podium.cli", "podium.__main__"),
 ]
 TASK_PACKAGES = ("podium.vision", "podium.collab")

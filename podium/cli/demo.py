@@ -14,6 +14,8 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from podium.competitions import get, names
     from podium.evaluation.demo import run_demo
+    from podium.files import read_json
+    from podium.report.page import report_after_run
 
     from podium.cli.options import check_folder
 
@@ -28,6 +30,9 @@ def run(args) -> int:
                          if key in metrics)
         print(f"  {plugin.name}: {main} {metrics[main]:.4f}{extras}")
         print(f"    run: {run_dir}")
+        report = report_after_run(run_dir, read_json(run_dir / "config.json"))
+        if report:
+            print(f"    report: {report}")
         if metrics.get("submission"):
             print(f"    submission: {metrics['submission']}")
     return 0

@@ -20,6 +20,8 @@ COMMANDS = {
     "run": "run",
     "cv": "cv",
     "predict": "predict",
+    "report": "report",
+    "runs": "runs",
     "recommend": "recommend",
     "heatmap": "heatmap",
     "leakage": "leakage",

@@ -20,6 +20,7 @@ def run(args) -> int:
     from podium.competitions import get
     from podium.tuning.best import run_config
     from podium.evaluation.runner import start_run
+    from podium.report.page import report_after_run
 
     plugin = get(args.competition)
     check_folder(args.out, "--out")
@@ -28,6 +29,9 @@ def run(args) -> int:
     check_config_paths(config)
     run_dir, metrics = start_run(plugin, args.data, config, runs_root=args.out, sample=args.sample)
     print_metrics(metrics)
+    report = report_after_run(run_dir, config)
+    if report:
+        print(f"report: {report}")
     print(f"run: {run_dir}")
     if metrics.get("submission"):
         print(f"submission: {metrics['submission']}")

@@ -16,7 +16,7 @@ def run(args) -> int:
     from podium.competitions import get
     from podium.errors import PodiumError
     from podium.kaggle.client import client, kaggle_errors
-    from podium.kaggle.submit import local_records
+    from podium.kaggle.submit import local_records, record_scores
 
     plugin = get(args.competition)
     if plugin.kaggle_dataset:
@@ -33,6 +33,10 @@ def run(args) -> int:
         print(f"no submissions to {plugin.slug} yet")
         return 0
     runs = {record.get("kaggle_ref"): record.get("run_id") for record in local_records(args.runs, plugin.name)}
+    # Kept beside each run's record, so its report and `podium runs` show the public score offline.
+    record_scores(args.runs, plugin.name, {item.ref: {"public_score": item.public_score or None,
+                                                      "private_score": item.private_score or None}
+                                           for item in submissions if item.ref})
     print(f"{'date':19s}  {'status':8s}  {'public':>10s}  {'private':>10s}  {'run':24s}  {'file':24s}  description")
     for item in submissions:
         date = item.date.strftime("%Y-%m-%d %H:%M:%S") if item.date else ""

@@ -71,6 +71,7 @@ MOVIELENS_DEFAULTS: dict = {
         "show": 10,  # movies listed at each end
     },
     "paths": {"cache": "cache"},
+    "report": {"enabled": True},  # report.html at the end of `podium run`
 }
 
 # The allowed range of every MovieLens key, beside its default; shared keys not listed keep the shared ranges.

@@ -386,6 +386,7 @@ IMAGE_DEFAULTS: dict = {
     "tta": {"views": 0},
     "submission": {"clip": "auto"},  # "auto" (tuned on validation), "none", or a number lo (hi = 1 - lo)
     "paths": {"cache": "cache"},
+    "report": {"enabled": True},  # report.html at the end of `podium run` (never for tuning trials)
 }
 
 
@@ -448,4 +449,5 @@ IMAGE_RANGES: dict = {
     "tta.views": at_least(0),
     "submission.clip": CLIP,
     "paths.cache": non_empty_text(),
+    "report.enabled": one_of(True, False),
 }

@@ -72,6 +72,35 @@ def local_records(runs_root: Path, competition: str) -> list[dict]:
     return records
 
 
+def run_records(run_dir: Path) -> list[dict]:
+    """The submissions recorded from one run (its `submissions.jsonl`), oldest first."""
+    path = Path(run_dir) / RECORDS
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def record_scores(runs_root: Path, competition: str, scores: dict) -> int:
+    """Write Kaggle's scores (`kaggle_ref` -> {"public_score": ..., "private_score": ...}) into the local
+    records of those submissions, so a run's report and `podium runs` show them; returns how many changed."""
+    folder = Path(runs_root) / competition
+    changed = 0
+    for path in sorted([folder / RECORDS, *folder.glob(f"*/{RECORDS}")]):
+        if not path.is_file():
+            continue
+        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        updated = []
+        for record in records:
+            new = {key: value for key, value in scores.get(record.get("kaggle_ref"), {}).items() if value not in (None, "")}
+            if any(record.get(key) != value for key, value in new.items()):
+                record = {**record, **new}
+                changed += 1
+            updated.append(record)
+        if updated != records:
+            atomic_write_text(path, "".join(json.dumps(record, sort_keys=True) + "\n" for record in updated))
+    return changed
+
+
 def _run_data_dir(run_dir: Path | None) -> Path | None:
     """The data folder a run was trained on, to check the ids against, when it is still there."""
     run_json = run_dir / "run.json" if run_dir else None

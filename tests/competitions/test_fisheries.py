@@ -110,6 +110,8 @@ def test_box_run_writes_boxes_png_metadata_input_and_crop_comparison(box_run):
     assert sorted(model.output_names) == ["bbox", "class"]
     assert [i.name for i in model.inputs] == ["features", "metadata"]
     assert 0.0 <= metrics["val_box_iou"] <= 1.0 and metrics["val_box_rows"] > 0
+    ious = pd.read_csv(run_dir / "valid_boxes.csv")["iou"]  # one IoU per validation photo with a box
+    assert ious.notna().sum() == metrics["val_box_rows"] and ious.mean() == pytest.approx(metrics["val_box_iou"], abs=1e-3)
     for key in ("crop_val_log_loss", "crop_val_accuracy", "crop_submission", "crop_better_than_single_stage"):
         assert key in metrics, key
     assert (run_dir / "valid_predictions_crop.csv").is_file() and (run_dir / "crop_head.keras").is_file()

@@ -144,6 +144,8 @@ def test_run_with_augmented_passes_and_pseudo_labels(plugin, data_dir, pseudo_ru
         assert np.isfinite(metrics[key])
     assert [r["round"] for r in metrics["pseudo_rounds"]] == [1, 2]
     assert all(r["pseudo_rows"] == 24 for r in metrics["pseudo_rounds"])  # threshold 0 keeps every test image
+    assert all(sum(r["by_class"].values()) == 24 and set(r["by_class"]) == set(plugin.classes)
+               for r in metrics["pseudo_rounds"])  # what each round taught, per class (the run's report shows it)
     assert metrics["val_log_loss_after_pseudo"] == pytest.approx(metrics["val_log_loss"])
     assert metrics["val_accuracy_before_pseudo"] > 0.15  # better than chance (0.1) on unseen drivers
     for name in ("head_before_pseudo.keras", "history_pseudo1.csv", "history_pseudo2.csv", "learning_curve.png"):

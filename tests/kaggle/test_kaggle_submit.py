@@ -69,6 +69,14 @@ def test_submit_sends_the_exact_file_and_records_it_in_its_run(kaggle, tmp_path,
     [broken] = [line for line in lines if "broken" in line]
     assert "error" in broken and "(error: Could not parse the header)" in broken
 
+    # Once Kaggle has scored it, the listing keeps the scores in the run's record (its report shows them offline).
+    ours = next(item for item in kaggle.submissions if item.get("description") == "vgg16 head, 2 TTA views")
+    ours.update({"status": "COMPLETE", "publicScore": "0.05432", "privateScore": "0.05501"})
+    assert main(["submissions", "dogs-vs-cats-redux"]) == 0
+    [record] = [json.loads(line) for line in (run_dir / "submissions.jsonl").read_text().splitlines()]
+    assert (record["public_score"], record["private_score"]) == ("0.05432", "0.05501")
+    assert record["sha256"] == hashlib.sha256(submission.read_bytes()).hexdigest()  # the rest kept as it was
+
 
 def test_a_file_outside_any_run_is_recorded_under_the_runs_root(kaggle, tmp_path, redux_data):
     loose = tmp_path / "elsewhere" / "blend.csv"

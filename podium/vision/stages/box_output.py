@@ -17,10 +17,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from podium.core.stage import RunState, Stage, register_stage
 from podium.core.table import prepare_table
 from podium.errors import PodiumError
+from podium.files import atomic_write_text
 from podium.log import logger
 from podium.vision import boxes as box_utils
 from podium.vision.data import BoxData, with_boxes
@@ -77,6 +79,8 @@ class BoxReport(Stage):
     def run(self, state: RunState) -> None:
         predicted = box_utils.from_fractions(state.learner.predict("valid", output="bbox"), state.data.spec.size)
         state.metrics.update(box_metrics(state.data, predicted))
+        if getattr(state, "record", "full") != "metrics":
+            write_box_ious(state.data, predicted, state.run_dir / "valid_boxes.csv")
         draw_validation_boxes(state.data, predicted, state.learner.predict("valid"), state.run_dir / "boxes.png")
 
 
@@ -89,6 +93,19 @@ def box_metrics(data: BoxData, predicted: np.ndarray) -> dict:
     overlap = box_utils.iou(truth[present], predicted[present])
     return {"val_box_rows": int(present.sum()), "val_box_iou": float(overlap.mean()),
             "val_box_iou_over_half": float((overlap > 0.5).mean())}
+
+
+def write_box_ious(data: BoxData, predicted: np.ndarray, out: Path) -> Path:
+    """`valid_boxes.csv`: each validation image's IoU of predicted and true box (empty where it has no box),
+    so a report draws the distribution from the run's files."""
+    truth = data.boxes[data.valid_rows]
+    present = np.isfinite(truth).all(axis=1)
+    overlap = np.full(len(truth), np.nan)
+    if present.any():
+        overlap[present] = box_utils.iou(truth[present], predicted[present])
+    frame = pd.DataFrame({"id": data.labelled.iloc[data.valid_rows]["id"].to_numpy(), "iou": overlap})
+    atomic_write_text(out, frame.to_csv(index=False, float_format="%.4f"))
+    return out
 
 
 def draw_validation_boxes(data: BoxData, predicted: np.ndarray, class_predictions: np.ndarray, out: Path) -> Path:

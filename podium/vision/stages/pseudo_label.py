@@ -193,7 +193,11 @@ class PseudoLabel(Stage):
                         rows, len(data.test), batches.pseudo_per_batch, batches.batch_size)
             learner = Learner.train_head(data, state.run_dir, name=f"pseudo{round_number}", batches=batches)
             after = plugin.evaluate(data.valid_labels, np.mean(learner.tta("valid", views), axis=0))
-            metrics["pseudo_rounds"].append({"round": round_number, "pseudo_rows": rows, **after})
+            # Per class (the arg-max of each kept row's target): what the first model taught the second.
+            taught = np.bincount(np.concatenate([source.targets.argmax(axis=1) for source in batches.pseudo[:1]]),
+                                 minlength=len(plugin.classes))
+            metrics["pseudo_rounds"].append({"round": round_number, "pseudo_rows": rows, **after,
+                                             "by_class": dict(zip(plugin.classes, taught.tolist()))})
             logger.info("  validation log loss %.4f before pseudo-labeling, %.4f after round %d",
                         metrics["val_log_loss_before_pseudo"], after["val_log_loss"], round_number)
         metrics.update({"val_log_loss_after_pseudo": after["val_log_loss"],
