@@ -220,6 +220,7 @@ class HeadsEnsemble(Stage):
     order = 65
     reads = ("ensemble", "oof", "tta")
     on_predict = True  # `podium predict` reloads ensemble/ensemble.json and its members
+    leaves = ("ensemble/ensemble.json", "ensemble/*/fold*.keras", "ensemble/*/fold*.npz")
 
     @classmethod
     def enabled(cls, config: dict) -> bool:
