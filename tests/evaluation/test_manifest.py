@@ -50,7 +50,8 @@ def test_manifest_records_what_predicting_needs(redux_run):
     folds = sorted(name for name, entry in files.items() if entry["stage"] == "oof")
     assert folds == ["oof/fold0.keras", "oof/fold1.keras", "oof/fold2.keras"] and manifest["counts"]["oof"] == 3
     assert all(entry["bytes"] > 0 and len(entry["sha256"]) == 64 for entry in files.values())
-    assert manifest["replay"] == ["oof", "calibration", "submission"]
+    assert manifest["replay"] == ["oof", "ensemble", "calibration", "submission"]
+    assert "ensemble/ensemble.json" in files and manifest["counts"]["ensemble"] >= 2  # its members' fold models too
 
 
 def test_predict_reproduces_the_redux_submission(redux_run, tmp_path, capsys):
