@@ -172,7 +172,7 @@ from podium.errors import PodiumError
 from podium.vision.backbones import BackboneSpec
 from podium.vision.cache import FeatureCache
 paths = sys.argv[2:]
-spec = BackboneSpec.from_config(deep_update(IMAGE_DEFAULTS, {"image": {"size": [32, 32], "weights": "none"}}))
+spec = BackboneSpec.from_config(deep_update(IMAGE_DEFAULTS, {"image": {"backbone": "vgg16", "size": [32, 32], "weights": "none"}}))
 resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))  # a file may not grow past 20 kB: the disk is 'full'
 try:
     FeatureCache(sys.argv[1], chunk_size=16).features(spec, paths)
@@ -200,7 +200,8 @@ def test_a_full_disk_stops_the_precompute_in_one_line_and_the_entry_resumes(tmp_
 
 
 def test_a_maps_pooled_moments_are_written_by_the_precompute_so_the_map_is_not_read_again(tmp_path, paths):
-    spec = BackboneSpec.from_config(deep_update(IMAGE_DEFAULTS, {"image": {"size": [64, 64], "weights": "none"}}))
+    spec = BackboneSpec.from_config(deep_update(IMAGE_DEFAULTS, {"image": {"backbone": "vgg16", "size": [64, 64],
+                                                                   "weights": "none"}}))
     entry = FeatureCache(tmp_path, chunk_size=16).features(spec, paths[:20])
     assert entry.array.shape == (20, 2, 2, 512) and (entry.directory / cache_module.POOLED_FILE).is_file()
     expected = cache_module.pool_moments(np.asarray(entry.array))
