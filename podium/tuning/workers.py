@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -119,13 +120,20 @@ def _quiet_after_interrupt() -> None:
     for handler in logging.getLogger("optuna").handlers:
         if not any(isinstance(f, _QuietAfterInterrupt) for f in handler.filters):
             handler.addFilter(_QuietAfterInterrupt())
+    sys.unraisablehook = _quiet_unraisable
+
+
+def _quiet_unraisable(unraisable) -> None:
+    # Ctrl-C landing in a garbage-collection callback (JAX registers one) cannot propagate, and Python would
+    # print it with a traceback: the flag it set already stops the study after this trial.
+    if isinstance(unraisable.exc_value, KeyboardInterrupt) and _INTERRUPTED.is_set():
+        return
+    sys.__unraisablehook__(unraisable)
 
 
 def worker(job: TuneJob, *, n_trials: int) -> None:
     """A worker process's body: `optimize`, and on Ctrl-C a quiet exit 130 (optuna has marked the running
     trial failed; the parent says what happened, once)."""
-    import sys
-
     try:
         optimize(job, n_trials=n_trials)
     except KeyboardInterrupt:
