@@ -8,6 +8,7 @@ TensorFlow keeps per trained model (traced graphs) cannot pile up over a long se
 """
 from __future__ import annotations
 
+import _thread
 import logging
 import multiprocessing
 import signal
@@ -90,11 +91,16 @@ def optimize(job: TuneJob, *, n_trials: int) -> None:
 # function into another error, which optuna would record as an ordinary failure and go on: the flag stops
 # the study after that trial all the same, and silences optuna's report of it.
 _INTERRUPTED = threading.Event()
+# Set when the one KeyboardInterrupt was swallowed where it could not propagate: it is raised again once.
+_REDELIVER = threading.Event()
 
 
 def _on_interrupt(signum, frame) -> None:
     # Once: a terminal's Ctrl-C reaches a worker twice (from the terminal and passed on by the parent), and a
     # second KeyboardInterrupt inside optuna's own clean-up would leave its trial RUNNING.
+    if _REDELIVER.is_set():
+        _REDELIVER.clear()
+        raise KeyboardInterrupt
     if not _INTERRUPTED.is_set():
         _INTERRUPTED.set()
         raise KeyboardInterrupt
@@ -125,8 +131,11 @@ def _quiet_after_interrupt() -> None:
 
 def _quiet_unraisable(unraisable) -> None:
     # Ctrl-C landing in a garbage-collection callback (JAX registers one) cannot propagate, and Python would
-    # print it with a traceback: the flag it set already stops the study after this trial.
+    # print it with a traceback: deliver it again, from another thread once this callback has returned, so the
+    # running trial stops now rather than after it finishes.
     if isinstance(unraisable.exc_value, KeyboardInterrupt) and _INTERRUPTED.is_set():
+        _REDELIVER.set()
+        threading.Timer(0.05, _thread.interrupt_main, args=(signal.SIGINT,)).start()
         return
     sys.__unraisablehook__(unraisable)
 

@@ -118,7 +118,9 @@ def running_trial(root, study_name, search, *, timeout=300):
 
 def test_ctrl_c_stops_the_workers_in_one_line_and_fails_their_trials(workspace):
     root, data = workspace
-    command = tune_command(root, data, "ctrl-c", 4, "--jobs", "2", "--set", "oof.folds=3")
+    # Trials long enough that the one found running cannot finish before the interrupt reaches it.
+    command = tune_command(root, data, "ctrl-c", 4, "--jobs", "2", "--set", "oof.folds=3",
+                           "--set", "train.epochs=60", "--set", "train.patience=60")
     with open(root / "ctrl-c.out", "w") as out, open(root / "ctrl-c.err", "w") as err:
         search = subprocess.Popen(command, env=environment(), cwd=root, stdout=out, stderr=err)
         trial = running_trial(root, "ctrl-c", search)
