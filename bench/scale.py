@@ -201,20 +201,28 @@ def bare_fits(plugin_name: str, data_dir: Path, run_dir: Path) -> dict:
     fraction = float(config["pseudo"]["fraction"]) if pseudo else 0.0
     folds = int(config["oof"]["folds"])
     fold_train = labelled * (folds - 1) // max(folds, 1)
-    fits = []  # (name, rows an epoch, validation rows, epochs run)
+    fits = []  # (name, head config, rows an epoch, validation rows, epochs run)
     for history in sorted(run_dir.glob("history_*.csv")) + sorted((run_dir / "oof").glob("history_*.csv")):
         name, epochs = history.stem.replace("history_", ""), len(pd.read_csv(history))
         if name.startswith("fold") or name == "refit":
-            fits.append((name, round(fold_train / (1 - fraction)), fold_train, epochs))
+            fits.append((name, config["head"], round(fold_train / (1 - fraction)), fold_train, epochs))
         elif name.startswith("pseudo"):
-            fits.append((name, round(train / (1 - fraction)), valid, epochs))
+            fits.append((name, config["head"], round(train / (1 - fraction)), valid, epochs))
         else:
-            fits.append((name, train, valid, epochs))
+            fits.append((name, config["head"], train, valid, epochs))
+    # The ensemble's members are heads the run trained too: each Keras member's fold heads with its own head
+    # config, and the logistic member as the same scikit-learn fits on pooled rows in memory.
+    ensemble = run_dir / "ensemble" / "ensemble.json"
+    members = json.loads(ensemble.read_text())["members"] if ensemble.is_file() else []
+    for member in members:
+        for history in sorted((run_dir / "ensemble" / member["name"]).glob("history_*.csv")):
+            fits.append((f"{member['name']}/{history.stem.replace('history_', '')}", member["head"],
+                         round(fold_train / (1 - fraction)), fold_train, len(pd.read_csv(history))))
     rng = np.random.default_rng(0)
     batch = int(config["train"]["batch_size"])
     classes = len(plugin.classes)
     seconds = {}
-    for name, rows, valid_rows, epochs in fits:
+    for name, head, rows, valid_rows, epochs in fits:
         pick = np.sort(rng.integers(0, len(features), size=rows))
         x = np.asarray(features[pick], dtype=np.float32)
         y = np.eye(classes, dtype=np.float32)[rng.integers(0, classes, size=rows)]
@@ -222,18 +230,43 @@ def bare_fits(plugin_name: str, data_dir: Path, run_dir: Path) -> dict:
         yv = np.eye(classes, dtype=np.float32)[rng.integers(0, classes, size=len(xv))]
         keras.backend.clear_session()
         started = time.perf_counter()
-        model = build_head(data.feature_shape, classes, config["head"], metadata_dim=data.metadata_dim,
+        metadata_dim = data.metadata_dim if head.get("metadata") else 0
+        model = build_head(data.feature_shape, classes, head, metadata_dim=metadata_dim,
                            weight_decay=float(config["train"]["weight_decay"]))
         model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
-        inputs = x if data.metadata is None else {"features": x, "metadata": np.zeros((rows, data.metadata_dim),
-                                                                                      dtype=np.float32)}
-        valid_inputs = xv if data.metadata is None else {"features": xv, "metadata": np.zeros(
-            (len(xv), data.metadata_dim), dtype=np.float32)}
+        inputs = x if not metadata_dim else {"features": x, "metadata": np.zeros((rows, metadata_dim),
+                                                                                 dtype=np.float32)}
+        valid_inputs = xv if not metadata_dim else {"features": xv, "metadata": np.zeros(
+            (len(xv), metadata_dim), dtype=np.float32)}
         model.fit(inputs, y, batch_size=batch, epochs=epochs, validation_data=(valid_inputs, yv), verbose=0,
                   shuffle=True)
         seconds[name] = {"seconds": time.perf_counter() - started, "rows": rows, "epochs": epochs}
         del x, xv
+    if any(member["name"] == "logistic" for member in members):
+        seconds["logistic"] = bare_logistic(features, classes, rows=fold_train, folds=folds, rng=rng)
     return seconds
+
+
+def bare_logistic(features, classes: int, *, rows: int, folds: int, rng) -> dict:
+    """scikit-learn's fits of the ensemble's logistic member (standardised pooled rows, C from the strongest
+    regularisation up with warm starts, one fold's rows per fold) on rows already pooled in memory."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from podium.evaluation.heads_ensemble import LOGISTIC_C
+
+    pick = np.sort(rng.integers(0, len(features), size=rows))
+    x = np.asarray(features[pick], dtype=np.float32)
+    x = x.mean(axis=(1, 2)) if x.ndim == 4 else x.reshape(len(x), -1)
+    y = rng.integers(0, classes, size=rows)
+    started = time.perf_counter()
+    for _ in range(folds):
+        scaled = StandardScaler().fit_transform(x)
+        model = LogisticRegression(max_iter=1000, warm_start=True)
+        for c in LOGISTIC_C:
+            model.set_params(C=c).fit(scaled, y)
+    return {"seconds": time.perf_counter() - started, "rows": rows, "epochs": len(LOGISTIC_C)}
 
 
 def stage_table(metrics: dict) -> list[str]:

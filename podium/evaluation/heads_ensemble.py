@@ -26,6 +26,7 @@ from podium.core.metrics import log_loss
 from podium.core.stage import RunState, Stage, register_stage
 from podium.errors import PodiumError
 from podium.log import logger
+from podium.vision.cache import pooled_means
 
 __all__ = ["MEMBERS", "HeadsEnsemble", "PooledLogistic", "WeightedBag", "fit_logistic_folds", "greedy_weights"]
 
@@ -49,11 +50,6 @@ def greedy_weights(y_index, member_preds, *, rounds: int) -> np.ndarray:
         counts[best] += 1
         total += preds[best]
     return counts / counts.sum()
-
-
-def _pooled(array) -> np.ndarray:
-    array = np.asarray(array, dtype=np.float32)
-    return array.mean(axis=(1, 2)) if array.ndim == 4 else array.reshape(len(array), -1)
 
 
 def _softmax_rows(logits: np.ndarray) -> np.ndarray:
@@ -99,10 +95,10 @@ class PooledLogistic:
         if key not in self._predictions:
             data = self.data
             if split == "test":
-                pooled = _pooled(data.test_features(view).array)
+                pooled = pooled_means(data.test_features(view))
             else:
                 rows = data.train_rows if split == "train" else data.valid_rows
-                pooled = _pooled(np.asarray(data.labelled_features(view).array)[rows])
+                pooled = pooled_means(data.labelled_features(view), rows)
             self._predictions[key] = self.probabilities(pooled)
         return self._predictions[key].copy()
 
@@ -119,7 +115,7 @@ def fit_logistic_folds(data, rows, folds, *, views: int, grid=LOGISTIC_C):
     from podium.evaluation.oof import fold_data
 
     # Every view's pooled features of the rows, read once (the fits and the out-of-fold predictions reuse them).
-    pooled_views = [_pooled(np.asarray(data.labelled_features(view).array)[rows]) for view in range(int(views) + 1)]
+    pooled_views = [pooled_means(data.labelled_features(view), rows) for view in range(int(views) + 1)]
     pooled = pooled_views[0]
     y, classes = data.y[rows], len(data.plugin.classes)
     oof = {float(c): np.zeros((len(rows), classes)) for c in grid}

@@ -138,6 +138,27 @@ def pool_moments(maps: np.ndarray) -> np.ndarray:
     return np.concatenate([maps.mean(axis=(1, 2)), np.square(maps).mean(axis=(1, 2))], axis=1).astype(np.float32)
 
 
+def pooled_means(features, rows=None, *, block_rows: int = 1024) -> np.ndarray:
+    """(len(rows), C) float32: each row's spatial mean of a feature map, or its features flattened.
+
+    `features` is cached features, whose pooled moments (`pooled.npy`) hold the means without reading the maps
+    again, or an array (a memory map is read a block of rows at a time, in file order, never whole)."""
+    array = getattr(features, "array", features)
+    rows = np.arange(len(array)) if rows is None else np.asarray(rows)
+    is_map = np.ndim(array) == 4
+    if is_map and isinstance(features, CachedFeatures):
+        return np.asarray(pooled_features(features, mmap_mode="r")[rows, :array.shape[-1]], dtype=np.float32)
+    width = array.shape[-1] if is_map else int(np.prod(array.shape[1:]))
+    means = np.empty((len(rows), width), dtype=np.float32)
+    for start in range(0, len(rows), block_rows):
+        chunk = rows[start:start + block_rows]
+        order = np.argsort(chunk, kind="stable")
+        block = np.empty((len(chunk), *array.shape[1:]), dtype=np.float32)
+        block[order] = array[chunk[order]]
+        means[start:start + len(chunk)] = block.mean(axis=(1, 2)) if is_map else block.reshape(len(block), -1)
+    return means
+
+
 def pooled_features(features: "CachedFeatures", *, mmap_mode: str | None = None) -> np.ndarray:
     """(N, 2C) pooled moments of a 4-D entry, read from `pooled.npy` (memory-mapped with `mmap_mode`) or computed
     a block of rows at a time and written there."""

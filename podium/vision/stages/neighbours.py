@@ -20,7 +20,7 @@ from podium.core.metrics import log_loss
 from podium.core.stage import RunState, Stage, register_stage
 from podium.errors import PodiumError
 from podium.log import logger
-from podium.vision.cache import CachedFeatures, pooled_features
+from podium.vision.cache import pooled_means
 
 __all__ = ["NeighbourSmoothing", "neighbour_index", "pooled", "smooth", "smooth_split"]
 
@@ -28,30 +28,12 @@ K_GRID = (0, 1, 2, 3, 5, 8, 12, 20)
 
 
 BLOCK_ROWS = 512  # rows whose similarities to every row are held at once: 512 x 80,000 float32 is 160 MB
-POOL_BLOCK = 1024  # rows of a feature map read at a time while pooling
 
 
 def pooled(features, rows=None) -> np.ndarray:
     """One L2-normalised float32 vector per row (of `rows`, default all): the spatial mean of a feature map, or
-    the features as they are. `features` is an array (a memory map is read a block of rows at a time, never
-    whole) or cached features, whose pooled moments (`CachedFeatures.pooled`, kept beside the entry) give the
-    mean of a map without reading it again."""
-    array = getattr(features, "array", features)
-    rows = np.arange(len(array)) if rows is None else np.asarray(rows)
-    is_map = np.ndim(array) == 4
-    if is_map and isinstance(features, CachedFeatures):
-        # The means are the first half of the pooled moments, memory-mapped: the map itself is not read again.
-        return _centred_unit(np.asarray(pooled_features(features, mmap_mode="r")[rows, :array.shape[-1]],
-                                        dtype=np.float32))
-    width = array.shape[-1] if is_map else int(np.prod(array.shape[1:]))
-    vectors = np.empty((len(rows), width), dtype=np.float32)
-    for start in range(0, len(rows), POOL_BLOCK):
-        block_rows = rows[start:start + POOL_BLOCK]
-        order = np.argsort(block_rows, kind="stable")  # a memory map is read in file order
-        block = np.empty((len(block_rows), *array.shape[1:]), dtype=np.float32)
-        block[order] = array[block_rows[order]]
-        vectors[start:start + len(block_rows)] = block.mean(axis=(1, 2)) if is_map else block.reshape(len(block), -1)
-    return _centred_unit(vectors)
+    the features as they are, centred on their mean (`cache.pooled_means`: the maps are never read whole)."""
+    return _centred_unit(pooled_means(features, rows))
 
 
 def _centred_unit(vectors: np.ndarray) -> np.ndarray:
