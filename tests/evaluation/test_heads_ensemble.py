@@ -77,3 +77,25 @@ def test_predict_reloads_the_ensemble_and_reproduces_the_submission(ensemble_run
     second = pd.read_csv(again["submission"]).sort_values("id")
     assert np.allclose(first["label"].to_numpy(), second["label"].to_numpy(), atol=1e-6)
     assert again["test_prediction"].startswith("weighted ensemble")
+
+
+def test_logistic_member_scores_a_block_of_rows_at_a_time_as_the_whole_set(monkeypatch):
+    from types import SimpleNamespace
+
+    from podium.evaluation import heads_ensemble
+    from podium.vision.cache import pooled_means
+
+    rng = np.random.default_rng(0)
+    test_maps, labelled_maps = rng.normal(size=(50, 2, 3, 6)), rng.normal(size=(30, 2, 3, 6))
+    data = SimpleNamespace(plugin=SimpleNamespace(classes=["a", "b", "c"]),
+                           test_features=lambda view: test_maps, labelled_features=lambda view: labelled_maps,
+                           train_rows=np.arange(0, 30, 2), valid_rows=np.array([29, 3, 17, 1]))
+    params = {"mean": rng.normal(size=6), "scale": rng.uniform(0.5, 2, size=6),
+              "coef": rng.normal(size=(3, 6)), "intercept": rng.normal(size=3)}
+    monkeypatch.setattr(heads_ensemble, "BLOCK_ROWS", 7)
+    model = heads_ensemble.PooledLogistic(data, params)
+    test = model.predict("test")
+    assert test.shape == (50, 3) and np.allclose(test.sum(axis=1), 1)
+    assert np.allclose(test, model.probabilities(pooled_means(test_maps)))
+    valid = model.predict("valid")
+    assert np.allclose(valid, model.probabilities(pooled_means(labelled_maps, data.valid_rows)))
