@@ -204,7 +204,9 @@ def bare_fits(plugin_name: str, data_dir: Path, run_dir: Path) -> dict:
     fits = []  # (name, head config, rows an epoch, validation rows, epochs run)
     for history in sorted(run_dir.glob("history_*.csv")) + sorted((run_dir / "oof").glob("history_*.csv")):
         name, epochs = history.stem.replace("history_", ""), len(pd.read_csv(history))
-        if name.startswith("fold") or name == "refit":
+        if name.startswith("without_pseudo_fold"):  # the fold heads the pseudo-labels are judged against
+            fits.append((name, config["head"], fold_train, fold_train, epochs))
+        elif name.startswith("fold") or name == "refit":
             fits.append((name, config["head"], round(fold_train / (1 - fraction)), fold_train, epochs))
         elif name.startswith("pseudo"):
             fits.append((name, config["head"], round(train / (1 - fraction)), valid, epochs))

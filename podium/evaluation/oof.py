@@ -77,9 +77,10 @@ def fold_data(data, train_rows: np.ndarray, valid_rows: np.ndarray):
     return fold
 
 
-def train_fold_head(data, run_dir: Path | None, *, name: str, seed: int, pseudo_probabilities=None):
+def train_fold_head(data, run_dir: Path | None, *, name: str, seed: int, pseudo_probabilities=None,
+                    save: bool = True):
     """A fresh head on `data`'s training rows, monitored on those training rows only (never the held-out);
-    `<run_dir>/<name>.keras` and its history are written unless `run_dir` is None.
+    `<run_dir>/<name>.keras` (unless `save=False`) and its history are written unless `run_dir` is None.
 
     With the run's pseudo-labels (`pseudo_probabilities`, the test rows' predicted probabilities) the batches mix
     them in as the main model's pseudo-labeling round does (`pseudo.fraction` of every batch): an epoch is one
@@ -101,7 +102,7 @@ def train_fold_head(data, run_dir: Path | None, *, name: str, seed: int, pseudo_
     monitor = FeatureBatches([data.source("train", 0)], batch_size=PREDICT_BATCH, shuffle=False, seed=seed)
     keras.utils.set_random_seed(seed)
     learner = Learner.head(data)
-    learner.fit(batches, valid_data=monitor, run_dir=run_dir, name=name, verbose=0)
+    learner.fit(batches, valid_data=monitor, run_dir=run_dir, name=name, verbose=0, save=save)
     return learner
 
 
@@ -145,10 +146,11 @@ class OutOfFold(Stage):
         if out_dir is not None:
             out_dir.mkdir(parents=True, exist_ok=True)
         pseudo = getattr(state, "pseudo_test_probabilities", None)
-        oof, learners = fold_heads(data, rows, folds, out_dir=None if pseudo is not None else out_dir,
-                                   views=views, pseudo=pseudo, label="oof")
+        # With pseudo-labels, both sets of fold heads keep their histories, and the one judged better its models.
+        oof, learners = fold_heads(data, rows, folds, out_dir=out_dir, views=views, pseudo=pseudo, label="oof",
+                                   save=pseudo is None)
         if pseudo is not None:  # pseudo-labels are a step like any other: kept only beyond their noise
-            oof, learners = _judge_pseudo_labels(state, data, rows, folds, views, oof, learners)
+            oof, learners = _judge_pseudo_labels(state, data, rows, folds, views, oof, learners, out_dir=out_dir)
             for number, learner in enumerate(learners):
                 if out_dir is not None:
                     learner.save(out_dir / f"fold{number}.keras")
@@ -197,9 +199,10 @@ class OutOfFold(Stage):
 
 
 def fold_heads(data, rows, folds, *, out_dir: Path | None, views: int, pseudo=None, label: str = "oof",
-               prefix: str = "fold"):
+               prefix: str = "fold", save: bool = True):
     """One head per fold of `data.config`'s head, trained on the other folds' rows: (out-of-fold predictions of
-    `rows` with `views` TTA views, the fold heads); `<out_dir>/<prefix><n>.keras` written unless out_dir is None."""
+    `rows` with `views` TTA views, the fold heads); `<out_dir>/history_<prefix><n>.csv` and (with `save`)
+    `<out_dir>/<prefix><n>.keras` written unless out_dir is None."""
     plugin, seed = data.plugin, int(data.config["seed"])
     labels = data.labelled["label"].to_numpy()[rows]
     oof = np.full((len(rows), len(plugin.classes)), np.nan)
@@ -207,7 +210,7 @@ def fold_heads(data, rows, folds, *, out_dir: Path | None, views: int, pseudo=No
     for number, (train, held) in enumerate(folds):
         fold = fold_data(data, rows[train], rows[held])
         learner = train_fold_head(fold, out_dir, name=f"{prefix}{number}", seed=seed + number,
-                                  pseudo_probabilities=pseudo)
+                                  pseudo_probabilities=pseudo, save=save)
         oof[held] = np.mean(learner.tta("valid", views), axis=0)
         learners.append(learner)
         logger.info("%s fold %d of %d: %d training rows, %d held out, fold log loss %.4f", label, number + 1,
@@ -215,13 +218,15 @@ def fold_heads(data, rows, folds, *, out_dir: Path | None, views: int, pseudo=No
     return oof, learners
 
 
-def _judge_pseudo_labels(state: RunState, data, rows, folds, views: int, oof, learners):
+def _judge_pseudo_labels(state: RunState, data, rows, folds, views: int, oof, learners, *, out_dir: Path | None):
     """The fold heads with pseudo-labels, or the ones without when the pseudo-labels do not lower the out-of-fold
-    loss beyond its noise (recorded under `steps`)."""
+    loss beyond its noise (recorded under `steps`); the heads without keep their histories as
+    `history_without_pseudo_fold<n>.csv`."""
     from podium.core.metrics import gain_beyond_noise, log_loss, log_losses
 
     y = data.y[rows]
-    plain, plain_learners = fold_heads(data, rows, folds, out_dir=None, views=views, label="oof without pseudo-labels")
+    plain, plain_learners = fold_heads(data, rows, folds, out_dir=out_dir, views=views,
+                                       label="oof without pseudo-labels", prefix="without_pseudo_fold", save=False)
     verdict = gain_beyond_noise(log_losses(y, plain), log_losses(y, oof))
     verdict.update({"log_loss_before": log_loss(y, plain), "log_loss_after": log_loss(y, oof)})
     if not verdict["kept"]:

@@ -130,13 +130,14 @@ class Learner:
 
     # -- fitting --------------------------------------------------------------------------------
     def fit(self, train_data, *, run_dir: Path | None, name: str, valid_data=None, epochs: int | None = None,
-            lr: float | None = None, callbacks=(), verbose="auto") -> dict:
+            lr: float | None = None, callbacks=(), verbose="auto", save: bool = True) -> dict:
         """Train on `train_data` through the one training loop; the best epoch's weights are kept.
 
         A head given feature batches (`FeatureBatches`) trains on their rows held in memory, a whole epoch per
         call of the compiled train function: a gap head on a feature map as its pooled twin on (N, 2C) pooled
         moments (`heads.PooledInputNorm`; the same function and weights, copied back into `model`), another head
-        on the rows themselves when they fit in `IN_MEMORY_BYTES`. `run_dir=None` writes no file.
+        on the rows themselves when they fit in `IN_MEMORY_BYTES`. `run_dir=None` writes no file; `save=False` writes
+        the history only (heads that may be thrown away, as fold heads before their step is judged).
         """
         import keras
 
@@ -164,11 +165,11 @@ class Learner:
         if not self.on_images:
             options["steps_per_execution"] = steps_per_epoch(train, options.get("batch_size"))
         history = fit(model, train, valid, train_config=config["train"], run_dir=run_dir, name=name, epochs=epochs,
-                      lr=lr, extra_callbacks=callbacks, verbose=verbose, checkpoint=model is self.model,
+                      lr=lr, extra_callbacks=callbacks, verbose=verbose, checkpoint=save and model is self.model,
                       seed=int(config["seed"]), **options, **compile_args)
         if model is not self.model:
             copy_weights(model, self.model)  # the twin's weights are the head's
-            if run_dir is not None:
+            if run_dir is not None and save:
                 self.save(Path(run_dir) / f"{name}.keras")
         return history
 

@@ -150,6 +150,13 @@ def test_run_with_augmented_passes_and_pseudo_labels(plugin, data_dir, pseudo_ru
     assert metrics["val_accuracy_before_pseudo"] > 0.15  # better than chance (0.1) on unseen drivers
     for name in ("head_before_pseudo.keras", "history_pseudo1.csv", "history_pseudo2.csv", "learning_curve.png"):
         assert (run_dir / name).is_file()
+    # The fold heads with and without pseudo-labels both keep their histories; the judged-better ones their models.
+    folds = metrics["oof_folds"]
+    assert folds >= 2 and "pseudo_labels" in metrics["steps"]
+    for prefix in ("history_fold", "history_without_pseudo_fold"):
+        assert sorted(p.name for p in (run_dir / "oof").glob(f"{prefix}[0-9]*.csv")) == \
+            [f"{prefix}{k}.csv" for k in range(folds)]
+    assert len(list((run_dir / "oof").glob("*.keras"))) == folds
 
     submission = pd.read_csv(metrics["submission"])
     assert list(submission.columns) == ["img"] + [f"c{k}" for k in range(10)]
