@@ -12,8 +12,6 @@ import pandas as pd
 
 from podium.errors import PodiumError
 
-# Dense users x movies tables above this many cells would not fit comfortably in memory.
-MAX_TABLE_CELLS = 60_000_000
 # ML-1M's age groups, used for any age column.
 AGE_EDGES = (18, 25, 35, 45, 50, 56)
 # Rows per step when a pass over the ratings runs in chunks, so memory stays flat on memory-mapped arrays.
@@ -165,12 +163,14 @@ class TimeFeatures:
                    state["drift_scale"])
 
 
-def rated_table(rows: np.ndarray, columns: np.ndarray, *, n_rows: int, n_columns: int) -> np.ndarray:
-    """n_rows x n_columns, row r = |N(r)|^-1/2 on the columns r was rated with (SVD++'s implicit feedback)."""
-    _check_size(n_rows, n_columns, "model.implicit")
-    table = np.zeros((n_rows, n_columns), dtype=np.float32)
-    table[rows, columns] = 1.0
-    return _normalise_rows(table)
+def rated_pairs(rows: np.ndarray, columns: np.ndarray, *, n_rows: int, n_columns: int):
+    """The sparse "rated" table (SVD++'s implicit feedback) as `podium.collab.layers.RatedBag` holds it:
+    (row_starts, row_counts, columns), int32, the distinct (row, column) pairs sorted by row; memory in the
+    number of pairs, never rows x columns."""
+    keys = np.unique(np.asarray(rows, dtype=np.int64) * n_columns + np.asarray(columns, dtype=np.int64))
+    counts = np.bincount(keys // n_columns, minlength=n_rows)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    return starts.astype(np.int32), counts.astype(np.int32), (keys % n_columns).astype(np.int32)
 
 
 def user_feature_table(users: pd.DataFrame, index: IdIndex) -> tuple[np.ndarray, list[str]]:
@@ -210,9 +210,3 @@ def _normalise_rows(table: np.ndarray) -> np.ndarray:
     # 1/sqrt(count) keeps a heavy rater's sum on the scale of a light rater's (as in SVD++).
     counts = table.sum(axis=1, keepdims=True)
     return table / np.sqrt(np.maximum(counts, 1.0))
-
-
-def _check_size(n_rows: int, n_columns: int, option: str) -> None:
-    if n_rows * n_columns > MAX_TABLE_CELLS:
-        raise PodiumError(f"{option} needs a {n_rows:,} x {n_columns:,} table, too large for memory; "
-                          f"set {option}=false for data this size")

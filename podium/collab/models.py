@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import keras
 
-from podium.collab.layers import BagEmbedding, BinnedBias, DriftBias, RatingSquash
+from podium.collab.layers import BagEmbedding, BinnedBias, DriftBias, RatedBag, RatingSquash
 
 KINDS = ("dot", "nn", "meta")
 
@@ -26,9 +26,11 @@ def build_model(kind: str, *, n_users: int, n_movies: int, rating_range: tuple[f
                 factors: int = 50, reg: float = 3e-4, bias_reg: float = 1e-5, implicit: bool = True,
                 units=(128, 32), dropout: float = 0.3, init_scale: float = 0.01,
                 user_features: int = 0, movie_features: int = 0, time_bins: int = 0,
-                time_reg: float = 1e-3) -> keras.Model:
-    """The model for `kind`; BagEmbedding tables are zeros until filled (see `fill_tables`).
+                time_reg: float = 1e-3, rated_pairs: int = 0, seed: int | None = None) -> keras.Model:
+    """The model for `kind`; BagEmbedding tables and RatedBag pairs are zeros until filled (see `fill_tables`).
 
+    `rated_pairs`: the number of distinct (user, movie) pairs of the implicit feedback (`implicit`);
+    `seed`: the implicit terms' sampling during training.
     `user_features` / `movie_features`: metadata vocabulary sizes ("meta" needs at least one).
     `time_bins` > 0: the time-aware biases, with inputs "time_bin" and "drift" beside "user" and "movie";
     `time_reg` is their L2 penalty (a bin or a slope has fewer ratings behind it than a static bias).
@@ -56,8 +58,10 @@ def build_model(kind: str, *, n_users: int, n_movies: int, rating_range: tuple[f
     user_offsets = [embedding(n_users, 1, bias_reg, "user_bias")(user)]
     movie_offsets = [embedding(n_movies, 1, bias_reg, "movie_bias")(movie)]
     if implicit:
-        user_terms.append(bag(n_users, n_movies, factors, reg, "user_implicit")(user))
-        movie_terms.append(bag(n_movies, n_users, factors, reg, "movie_implicit")(movie))
+        user_terms.append(RatedBag(n_users, n_movies, rated_pairs, factors, l2=reg, init_scale=init_scale, seed=seed,
+                                   name="user_implicit")(user))
+        movie_terms.append(RatedBag(n_movies, n_users, rated_pairs, factors, l2=reg, init_scale=init_scale,
+                                    seed=None if seed is None else seed + 1, name="movie_implicit")(movie))
     if kind == "meta":
         if user_features:
             user_terms.append(bag(n_users, user_features, factors, reg, "user_meta")(user))
@@ -93,10 +97,13 @@ def build_model(kind: str, *, n_users: int, n_movies: int, rating_range: tuple[f
 
 
 def fill_tables(model: keras.Model, tables: dict) -> None:
-    """Copy each BagEmbedding's table (layer name -> array) into the built model."""
+    """Copy each BagEmbedding's table (layer name -> array) and each RatedBag's pairs (layer name ->
+    `podium.collab.data.rated_pairs`) into the built model."""
     for layer in model.layers:
         if isinstance(layer, BagEmbedding):
             layer.set_table(tables[layer.name])
+        elif isinstance(layer, RatedBag):
+            layer.set_pairs(*tables[layer.name])
 
 
 def _sum(terms: list, name: str):

@@ -25,7 +25,7 @@ import pandas as pd
 
 from podium.errors import PodiumError
 from podium.files import atomic_save, atomic_write_text
-from podium.collab.data import (Baseline, IdIndex, TimeFeatures, chunks, movie_feature_table, rated_table,
+from podium.collab.data import (Baseline, IdIndex, TimeFeatures, chunks, movie_feature_table, rated_pairs,
                                 user_feature_table)
 from podium.collab.stream import RatingBatches, create_arrays, write_rating_files
 
@@ -93,6 +93,7 @@ class Recommender:
         """
         import keras
 
+        from podium.collab.layers import RefreshBags
         from podium.collab.models import build_model, fill_tables
 
         n = len(arrays["rating"])
@@ -138,9 +139,11 @@ class Recommender:
         tables, sizes = {}, {}
         if self.implicit:
             rated_users, rated_movies = self._implicit_pairs(inputs, implicit_pairs)
-            tables["user_implicit"] = rated_table(rated_users, rated_movies, n_rows=n_users, n_columns=n_movies)
+            tables["user_implicit"] = rated_pairs(rated_users, rated_movies, n_rows=n_users, n_columns=n_movies)
             # The movie side is normalised by each movie's own count of raters.
-            tables["movie_implicit"] = rated_table(rated_movies, rated_users, n_rows=n_movies, n_columns=n_users)
+            tables["movie_implicit"] = rated_pairs(rated_movies, rated_users, n_rows=n_movies, n_columns=n_users)
+            sizes["rated_pairs"] = len(tables["user_implicit"][2])
+            del rated_users, rated_movies
         if self.kind == "meta":
             if users is not None:
                 tables["user_meta"], vocabulary = user_feature_table(users, self.index)
@@ -152,7 +155,8 @@ class Recommender:
                                  mean=self.baseline.mean, factors=self.factors, reg=self.reg,
                                  bias_reg=self.bias_reg, implicit=self.implicit, units=self.units,
                                  dropout=self.dropout, init_scale=self.init_scale,
-                                 time_bins=self.time_bins if self.time else 0, time_reg=self.time_reg, **sizes)
+                                 time_bins=self.time_bins if self.time else 0, time_reg=self.time_reg,
+                                 seed=self.seed, **sizes)
         fill_tables(self.model, tables)
         self.model.compile(optimizer=keras.optimizers.Adam(self.lr), loss="mse",
                            metrics=[keras.metrics.RootMeanSquaredError(name="rmse")])
@@ -167,6 +171,7 @@ class Recommender:
                                        seed=self.seed, max_batches=max_batches)
             monitors.append(keras.callbacks.EarlyStopping(monitor="val_rmse", patience=self.patience,
                                                           restore_best_weights=True))
+        monitors.append(RefreshBags())  # after early stopping, which puts the best weights back at the end
         history = self.model.fit(batches, validation_data=validation, epochs=self.epochs, callbacks=monitors,
                                  verbose=self.verbose)
         self.history = pd.DataFrame(history.history)

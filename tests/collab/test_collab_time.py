@@ -147,10 +147,11 @@ def test_pair_implicit_terms_use_who_rated_what_and_never_a_test_rating(drift):
     args = (valid["userId"], valid["movieId"])
     np.testing.assert_allclose(honest.predict(*args), leaked.predict(*args), atol=1e-6)
     assert np.abs(honest.predict(*args) - without.predict(*args)).max() > 1e-3  # the pairs did change the model
-    # The implicit table of a user now marks the movies they are to rate.
-    table = honest.model.get_layer("user_implicit").table.numpy()
-    user, movie = honest.index.user_index(valid["userId"])[:1], honest.index.movie_index(valid["movieId"])[:1]
-    assert table[user[0], movie[0]] > 0
+    # The implicit pairs of a user now hold the movies they are to rate.
+    bag = honest.model.get_layer("user_implicit")
+    user, movie = honest.index.user_index(valid["userId"])[0], honest.index.movie_index(valid["movieId"])[0]
+    start, count = int(bag.row_starts.numpy()[user]), int(bag.row_counts.numpy()[user])
+    assert movie in bag.columns.numpy()[start:start + count]
 
 
 def test_batches_stream_every_row_once_per_epoch_from_memory_maps(tmp_path):
