@@ -163,14 +163,33 @@ class TimeFeatures:
                    state["drift_scale"])
 
 
-def rated_pairs(rows: np.ndarray, columns: np.ndarray, *, n_rows: int, n_columns: int):
+def rated_pairs(rows, columns, *, n_rows: int, n_columns: int):
     """The sparse "rated" table (SVD++'s implicit feedback) as `podium.collab.layers.RatedBag` holds it:
-    (row_starts, row_counts, columns), int32, the distinct (row, column) pairs sorted by row; memory in the
-    number of pairs, never rows x columns."""
-    keys = np.unique(np.asarray(rows, dtype=np.int64) * n_columns + np.asarray(columns, dtype=np.int64))
-    counts = np.bincount(keys // n_columns, minlength=n_rows)
+    (row_starts, row_counts, columns), int32, the distinct (row, column) pairs sorted by row.
+
+    `rows` and `columns` are index arrays or lists of them read in step (e.g. the training ratings' memory
+    maps and the pairs to predict), a chunk at a time: memory is one int64 key per pair, never rows x columns
+    and no widened copy of the inputs."""
+    row_parts, column_parts = (list(x) if isinstance(x, (list, tuple)) else [x] for x in (rows, columns))
+    keys = np.empty(sum(len(part) for part in row_parts), dtype=np.int64)
+    filled = 0
+    for row_part, column_part in zip(row_parts, column_parts):
+        for chunk in chunks(len(row_part)):
+            block = np.asarray(row_part[chunk], dtype=np.int64) * n_columns + np.asarray(column_part[chunk])
+            keys[filled:filled + len(block)] = block
+            filled += len(block)
+    keys.sort()
+    distinct = np.empty(len(keys), dtype=bool)
+    distinct[:1] = True
+    np.not_equal(keys[1:], keys[:-1], out=distinct[1:])
+    keys = keys[distinct]
+    del distinct
+    counts, held = np.zeros(n_rows, dtype=np.int64), np.empty(len(keys), dtype=np.int32)
+    for chunk in chunks(len(keys)):
+        counts += np.bincount(keys[chunk] // n_columns, minlength=n_rows)
+        held[chunk] = keys[chunk] % n_columns
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    return starts.astype(np.int32), counts.astype(np.int32), (keys % n_columns).astype(np.int32)
+    return starts.astype(np.int32), counts.astype(np.int32), held
 
 
 def user_feature_table(users: pd.DataFrame, index: IdIndex) -> tuple[np.ndarray, list[str]]:

@@ -143,7 +143,6 @@ class Recommender:
             # The movie side is normalised by each movie's own count of raters.
             tables["movie_implicit"] = rated_pairs(rated_movies, rated_users, n_rows=n_movies, n_columns=n_users)
             sizes["rated_pairs"] = len(tables["user_implicit"][2])
-            del rated_users, rated_movies
         if self.kind == "meta":
             if users is not None:
                 tables["user_meta"], vocabulary = user_feature_table(users, self.index)
@@ -158,6 +157,7 @@ class Recommender:
                                  time_bins=self.time_bins if self.time else 0, time_reg=self.time_reg,
                                  seed=self.seed, **sizes)
         fill_tables(self.model, tables)
+        del tables  # the model holds its own copies
         self.model.compile(optimizer=keras.optimizers.Adam(self.lr), loss="mse",
                            metrics=[keras.metrics.RootMeanSquaredError(name="rmse")])
 
@@ -179,13 +179,14 @@ class Recommender:
         self.fit_seconds = time.perf_counter() - started
         return self
 
-    def _implicit_pairs(self, inputs: dict, implicit_pairs: pd.DataFrame | None) -> tuple[np.ndarray, np.ndarray]:
-        """(user, movie) indices of the training ratings plus the given pairs (indexed too, see `fit_arrays`)."""
-        users, movies = np.asarray(inputs["user"]), np.asarray(inputs["movie"])
-        if implicit_pairs is None or implicit_pairs.empty:
-            return users, movies
-        return (np.concatenate([users, self.index.user_index(implicit_pairs["userId"])]),
-                np.concatenate([movies, self.index.movie_index(implicit_pairs["movieId"])]))
+    def _implicit_pairs(self, inputs: dict, implicit_pairs: pd.DataFrame | None) -> tuple[list, list]:
+        """(user, movie) indices of the training ratings (their memory maps) plus the given pairs (indexed too,
+        see `fit_arrays`), as lists of arrays read in step."""
+        users, movies = [inputs["user"]], [inputs["movie"]]
+        if implicit_pairs is not None and not implicit_pairs.empty:
+            users.append(self.index.user_index(implicit_pairs["userId"]))
+            movies.append(self.index.movie_index(implicit_pairs["movieId"]))
+        return users, movies
 
     # -- prediction ---------------------------------------------------------------------------
     def unseen(self, user_ids, movie_ids) -> tuple[np.ndarray, np.ndarray]:
