@@ -154,8 +154,10 @@ class Learner:
         model, train, valid, options = self.model, train_data, valid_data, {}
         if not self.on_images and isinstance(train_data, FeatureBatches) and isinstance(valid_data, FeatureBatches):
             twin = None if self.has_boxes else self._pooled_twin()
-            in_memory = rows_in_memory(train_data, pooled=twin is not None, data=self.data), \
-                rows_in_memory(valid_data, pooled=twin is not None, data=self.data)
+            train_rows = rows_in_memory(train_data, pooled=twin is not None, data=self.data)
+            # A fold head is monitored on its own training rows: one copy in memory serves both.
+            in_memory = train_rows, (train_rows if same_rows(train_data, valid_data) else
+                                     rows_in_memory(valid_data, pooled=twin is not None, data=self.data))
             if None not in in_memory:
                 model = twin or self.model
                 (train, batch_size), (valid, _) = in_memory
@@ -300,19 +302,30 @@ def rows_in_memory(batches: FeatureBatches, *, pooled: bool, data=None):
         for name, array in source.inputs.items():
             if name == "features" and pooled:
                 x[name] = _pooled_rows(array, source.rows, data)[:, :width]
-            else:
-                x[name] = as_input(array[np.sort(source.rows)])[np.argsort(np.argsort(source.rows, kind="stable"),
-                                                                             kind="stable")]
+            else:  # read in file order, put back in row order while still in the cache's dtype, then widened
+                order = np.argsort(np.argsort(source.rows, kind="stable"), kind="stable")
+                x[name] = as_input(array[np.sort(source.rows)][order])
         xs.append(x)
         ys.append(source.targets)
     if not xs:
         return None
-    x = {name: np.concatenate([part[name] for part in xs]) for name in xs[0]}
+    x = {name: _joined([part[name] for part in xs]) for name in xs[0]}
     y = None
     if ys[0] is not None:
-        y = ({k: np.concatenate([np.asarray(part[k]) for part in ys]) for k in ys[0]} if isinstance(ys[0], dict)
-             else np.concatenate([np.asarray(part) for part in ys]))
+        y = ({k: _joined([np.asarray(part[k]) for part in ys]) for k in ys[0]} if isinstance(ys[0], dict)
+             else _joined([np.asarray(part) for part in ys]))
     return ((model_inputs(x), y) if y is not None else (model_inputs(x),)), batches.batch_size
+
+
+def same_rows(first: FeatureBatches, second: FeatureBatches) -> bool:
+    """Whether two batch sets read the same rows of the same sources (in any order)."""
+    return len(first.sources) == len(second.sources) and all(
+        a.name == b.name and a.inputs.keys() == b.inputs.keys() and np.array_equal(a.rows, b.rows)
+        for a, b in zip(first.sources, second.sources))
+
+
+def _joined(parts: list) -> np.ndarray:
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)  # one part: no copy of every row
 
 
 def _concatenate(outputs):

@@ -128,7 +128,9 @@ def fit_in_memory(model, train_data: tuple, valid_data: tuple, *, batch_size: in
     import tensorflow as tf
 
     x, y = (keras.tree.map_structure(tf.convert_to_tensor, part) for part in train_data)
-    xv, yv = (keras.tree.map_structure(tf.convert_to_tensor, part) for part in valid_data)
+    # Monitored on its own training rows (fold heads): the same tensors, not a second copy.
+    xv, yv = (x, y) if valid_data is train_data else \
+        (keras.tree.map_structure(tf.convert_to_tensor, part) for part in valid_data)
     rows, valid_rows = _rows(train_data[1]), _rows(valid_data[1])
     steps = steps_per_epoch(train_data, batch_size)
     model._symbolic_build(data_batch=(_take(x, tf.range(min(rows, batch_size))),

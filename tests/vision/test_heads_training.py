@@ -189,3 +189,29 @@ def test_predictions_are_reused_until_the_weights_change(tmp_path, redux_data, m
     learner.model.set_weights([w + 0.5 if w.ndim == 2 else w for w in weights])
     changed = learner.predict("valid")
     assert len(computed) == 2 and not np.allclose(changed, again)
+
+
+def test_a_fold_head_monitored_on_its_training_rows_holds_them_in_memory_once(tmp_path, redux_data, monkeypatch):
+    """State Farm's fold heads read 17,000 feature maps into memory: the monitor (the same rows) must not be a
+    second copy of them, in numpy or in TensorFlow."""
+    from podium.competitions import get
+    from podium.config import deep_update
+    from podium.evaluation.oof import fold_data, train_fold_head
+    from podium.vision import learner as learner_module
+    from podium.vision.data import load_image_data
+
+    plugin = get("dogs-vs-cats-redux")
+    config = deep_update(plugin.default_config(), {
+        "image": {"weights": "none", "size": [32, 32]}, "train": {"epochs": 2}, "augment": {"passes": 0},
+        "head": {"kind": "fcn"}, "paths": {"cache": str(tmp_path / "cache")}})
+    data = load_image_data(plugin, redux_data, config, sample=False)
+    read = []
+    rows_in_memory = learner_module.rows_in_memory
+    monkeypatch.setattr(learner_module, "rows_in_memory", lambda batches, **k: read.append(batches) or
+                        rows_in_memory(batches, **k))
+    rows = np.union1d(data.train_rows, data.valid_rows)
+    fold = fold_data(data, rows[: len(rows) // 2], rows[len(rows) // 2:])
+    learner = train_fold_head(fold, tmp_path, name="fold0", seed=0)
+    assert len(read) == 1  # the training rows, read once
+    assert learner.predict("valid").shape == (len(rows) - len(rows) // 2, len(plugin.classes))
+    assert (tmp_path / "fold0.keras").is_file() and (tmp_path / "history_fold0.csv").is_file()
